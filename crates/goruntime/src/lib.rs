@@ -1,0 +1,381 @@
+//! Everything gostall knows about the Go runtime that depends on the Go version or on runtime internals.
+//!
+//! Sources and rules never compare Go version strings or runtime function names themselves: they ask
+//! this crate. Ground truth is `$GOROOT/src/runtime` of each supported toolchain (1.21–1.27):
+//! `gStatusStrings` and `waitReasonStrings` in `runtime2.go`/`traceback.go`, and the call paths
+//! through which goroutines park.
+#![deny(missing_docs)]
+
+use gostall_model::{GoState, WaitReason};
+
+/// Go versions gostall supports, oldest first.
+pub const SUPPORTED_GO: &[&str] = &[
+    "1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26.6", "1.27.3",
+];
+
+/// The meaning of the status text inside a goroutine header's brackets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// Scheduler state.
+    pub state: GoState,
+    /// Wait reason, for parked goroutines (and syscall).
+    pub wait_reason: Option<WaitReason>,
+    /// The reason carried a `(durable)` suffix (synctest, Go ≥ 1.25).
+    pub durable: bool,
+}
+
+/// Interprets the status word(s) printed in a goroutine header, e.g. `chan receive`, `syscall`,
+/// `sync.WaitGroup.Wait (durable)`. Unknown text yields a waiting goroutine with [`WaitReason::Other`]:
+/// every reason Go prints is one the goroutine waits for.
+pub fn parse_status(text: &str) -> Status {
+    let (text, durable) = match text.strip_suffix(" (durable)") {
+        Some(t) => (t, true),
+        None => (text, false),
+    };
+    let w = |r| Status {
+        state: GoState::Waiting,
+        wait_reason: Some(r),
+        durable,
+    };
+    let s = |state| Status {
+        state,
+        wait_reason: None,
+        durable,
+    };
+    use WaitReason::*;
+    match text {
+        // gStatusStrings
+        "idle" => s(GoState::Idle),
+        "runnable" => s(GoState::Runnable),
+        "running" => s(GoState::Running),
+        "syscall" => Status {
+            state: GoState::Syscall,
+            wait_reason: Some(Syscall),
+            durable,
+        },
+        "waiting" => w(Other),
+        "dead" | "moribund_unused" | "enqueue_unused" => s(GoState::Dead),
+        "copystack" | "preempted" => s(GoState::Preempted),
+        "leaked" => w(Other),
+        "waiting for cgo callback" => s(GoState::Idle),
+        // waitReasonStrings
+        "chan receive" => w(ChanReceive),
+        "chan receive (nil chan)" => w(ChanReceiveNil),
+        "chan send" => w(ChanSend),
+        "chan send (nil chan)" => w(ChanSendNil),
+        "select" => w(Select),
+        "select (no cases)" => w(SelectNoCases),
+        "sync.Mutex.Lock" => w(MutexLock),
+        "sync.RWMutex.Lock" => w(RWMutexLock),
+        "sync.RWMutex.RLock" => w(RWMutexRLock),
+        "sync.WaitGroup.Wait" => w(WaitGroupWait),
+        "sync.Cond.Wait" => w(CondWait),
+        "semacquire" => w(Semacquire),
+        "IO wait" => w(IoWait),
+        "sleep" => w(Sleep),
+        "synctest.Run" | "synctest.Wait" => w(Synctest),
+        "GC assist marking"
+        | "dumping heap"
+        | "garbage collection"
+        | "garbage collection scan"
+        | "panicwait"
+        | "GC assist wait"
+        | "GC sweep wait"
+        | "GC scavenge wait"
+        | "finalizer wait"
+        | "force gc (idle)"
+        | "GOMAXPROCS updater (idle)"
+        | "trace reader (blocked)"
+        | "wait for GC cycle"
+        | "GC worker (idle)"
+        | "GC worker (active)"
+        | "debug call"
+        | "GC mark termination"
+        | "stopping the world"
+        | "flushing proc caches"
+        | "trace goroutine status"
+        | "trace proc status"
+        | "page trace flush"
+        | "GC weak to strong wait"
+        | "cleanup wait"
+        | "timer goroutine (idle)" => w(Runtime),
+        "coroutine" => w(Other),
+        _ => w(Other),
+    }
+}
+
+/// Where a function's code comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeOrigin {
+    /// The Go runtime itself (`runtime.*`, `internal/runtime/*`).
+    Runtime,
+    /// The standard library.
+    Stdlib,
+    /// The program's own code or its dependencies.
+    User,
+}
+
+/// The import path of a fully qualified Go function name:
+/// `net/http.(*conn).serve` → `net/http`, `main.main.func1` → `main`,
+/// `github.com/a/b.(*T).M` → `github.com/a/b`.
+pub fn package_of(function: &str) -> &str {
+    let last_slash = function.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match function[last_slash..].find('.') {
+        Some(dot) => &function[..last_slash + dot],
+        None => function,
+    }
+}
+
+/// Classifies a function by its package: the runtime, the standard library (first path element has
+/// no dot and is not `main`), or user code.
+pub fn code_origin(function: &str) -> CodeOrigin {
+    let pkg = package_of(function);
+    if pkg == "runtime"
+        || pkg.starts_with("runtime/internal/")
+        || pkg.starts_with("internal/runtime/")
+        || function.starts_with("runtime.")
+    {
+        return CodeOrigin::Runtime;
+    }
+    if pkg == "main" || pkg.starts_with("main/") {
+        return CodeOrigin::User;
+    }
+    let first = pkg.split('/').next().unwrap_or(pkg);
+    if first.contains('.') || first.is_empty() {
+        CodeOrigin::User
+    } else if first.starts_with("_cgo")
+        || function.starts_with("_cgo")
+        || function.starts_with("C.")
+    {
+        CodeOrigin::Runtime
+    } else {
+        CodeOrigin::Stdlib
+    }
+}
+
+/// Is this function part of the user's program (not runtime, not standard library, not a cgo
+/// trampoline such as `main._Cfunc_read`)?
+pub fn is_user_function(function: &str) -> bool {
+    code_origin(function) == CodeOrigin::User && !is_cgo_wrapper(function)
+}
+
+/// cgo-generated trampolines (`main._Cfunc_foo`, `main._cgo_...`, `_cgoexp_...`).
+pub fn is_cgo_wrapper(function: &str) -> bool {
+    let name = &function[package_of(function).len()..];
+    name.starts_with("._Cfunc_")
+        || name.starts_with("._cgo")
+        || name.starts_with("._Cmacro_")
+        || function.starts_with("_cgo")
+}
+
+/// The runtime's entry into a cgo call.
+pub fn is_cgocall(function: &str) -> bool {
+    matches!(function, "runtime.cgocall" | "runtime.asmcgocall")
+}
+
+/// Functions through which a goroutine enters a raw system call that holds its OS thread.
+pub fn is_raw_syscall(function: &str) -> bool {
+    matches!(
+        function,
+        "syscall.Syscall"
+            | "syscall.Syscall6"
+            | "syscall.RawSyscall"
+            | "syscall.RawSyscall6"
+            | "syscall.syscall"
+            | "syscall.rawsyscall"
+            | "internal/runtime/syscall.Syscall6"
+            | "runtime/internal/syscall.Syscall6"
+            | "syscall.rawSyscallNoError"
+            | "internal/runtime/syscall/linux.Syscall6"
+    )
+}
+
+/// Functions a goroutine waiting for network readiness sits in.
+pub fn is_netpoll_wait(function: &str) -> bool {
+    matches!(
+        function,
+        "internal/poll.runtime_pollWait"
+            | "runtime.netpollblock"
+            | "internal/poll.(*pollDesc).wait"
+    )
+}
+
+/// Network operations on a connection (as opposed to `Accept`): evidence that a goroutine is waiting
+/// for a peer.
+pub fn net_io_op(function: &str) -> Option<&'static str> {
+    Some(match function {
+        "net.(*conn).Read"
+        | "net.(*netFD).Read"
+        | "net.(*TCPConn).Read"
+        | "net.(*UDPConn).Read" => "read",
+        "net.(*conn).Write" | "net.(*netFD).Write" => "write",
+        "net.(*netFD).readFrom" | "net.(*UDPConn).ReadFrom" | "net.(*UDPConn).ReadFromUDP" => {
+            "read"
+        }
+        "net.(*netFD).accept" | "net.(*TCPListener).Accept" | "net.(*UnixListener).Accept" => {
+            "accept"
+        }
+        _ => return None,
+    })
+}
+
+/// Does this stack sit in a listener's `Accept`?
+pub fn is_accept(function: &str) -> bool {
+    net_io_op(function) == Some("accept")
+}
+
+/// Refines a wait reason using the stack (function names, innermost first). Go ≤ 1.23 prints
+/// `semacquire` for WaitGroup waits, and older versions do not distinguish RWMutex read and write
+/// locks; the frames do.
+pub fn refine_wait_reason<'a>(
+    reason: WaitReason,
+    functions: impl Iterator<Item = &'a str> + Clone,
+) -> WaitReason {
+    use WaitReason::*;
+    match reason {
+        Semacquire | MutexLock | RWMutexLock | RWMutexRLock | CondWait => {
+            sync_reason_from_stack(functions).unwrap_or(reason)
+        }
+        Select | ChanReceive if functions.clone().any(|f| f == "os/signal.signal_recv") => Signal,
+        Other => infer_from_stack(functions)
+            .and_then(|(_, r)| r)
+            .unwrap_or(Other),
+        r => r,
+    }
+}
+
+/// The sync primitive a goroutine waits on, from the first `sync.` frame of its stack.
+fn sync_reason_from_stack<'a>(functions: impl Iterator<Item = &'a str>) -> Option<WaitReason> {
+    use WaitReason::*;
+    for f in functions {
+        let r = match f {
+            "sync.(*WaitGroup).Wait" => WaitGroupWait,
+            "sync.(*Mutex).Lock" | "sync.(*Mutex).lockSlow" | "internal/sync.(*Mutex).Lock" => {
+                MutexLock
+            }
+            "sync.(*RWMutex).Lock" => RWMutexLock,
+            "sync.(*RWMutex).RLock" => RWMutexRLock,
+            "sync.(*Cond).Wait" => CondWait,
+            _ => continue,
+        };
+        return Some(r);
+    }
+    None
+}
+
+/// Infers state and wait reason from a stack alone (pprof goroutine profiles and `debug=1` dumps
+/// carry no status). Returns `None` when the stack does not show where the goroutine parks.
+pub fn infer_from_stack<'a>(
+    functions: impl Iterator<Item = &'a str> + Clone,
+) -> Option<(GoState, Option<WaitReason>)> {
+    use WaitReason::*;
+    let waiting = |r| Some((GoState::Waiting, Some(r)));
+    for f in functions.clone().take(12) {
+        match f {
+            "runtime.cgocall" | "runtime.asmcgocall" => return Some((GoState::Syscall, Some(Cgo))),
+            f if is_raw_syscall(f) => return Some((GoState::Syscall, Some(Syscall))),
+            "runtime.chanrecv" | "runtime.chanrecv1" | "runtime.chanrecv2" => {
+                return waiting(ChanReceive)
+            }
+            "runtime.chansend" | "runtime.chansend1" => return waiting(ChanSend),
+            "runtime.selectgo" => {
+                if functions.clone().any(|f| f == "os/signal.signal_recv") {
+                    return waiting(Signal);
+                }
+                return waiting(Select);
+            }
+            "runtime.block" => return waiting(SelectNoCases),
+            "time.Sleep" => return waiting(Sleep),
+            "os/signal.signal_recv" => return waiting(Signal),
+            "sync.runtime_SemacquireMutex"
+            | "internal/sync.runtime_SemacquireMutex"
+            | "sync.runtime_SemacquireRWMutex"
+            | "sync.runtime_SemacquireRWMutexR"
+            | "sync.runtime_Semacquire"
+            | "sync.runtime_SemacquireWaitGroup"
+            | "sync.runtime_notifyListWait" => {
+                return waiting(sync_reason_from_stack(functions).unwrap_or(Semacquire))
+            }
+            f if is_netpoll_wait(f) => return waiting(IoWait),
+            "runtime.bgsweep"
+            | "runtime.bgscavenge"
+            | "runtime.runfinq"
+            | "runtime.runFinalizers"
+            | "runtime.forcegchelper"
+            | "runtime.gcBgMarkWorker"
+            | "runtime.runCleanups"
+            | "runtime.unique_runtime_registerUniqueMapCleanup.func1"
+            | "runtime.(*scavengerState).park"
+            | "runtime.updateMaxProcsGoroutine" => return waiting(Runtime),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Goroutines that belong to the runtime's own machinery (GC, finalizers, scavenger, signal
+/// forwarding): present in every program and never a finding by themselves.
+pub fn is_runtime_housekeeping<'a>(functions: impl Iterator<Item = &'a str>) -> bool {
+    let mut any = false;
+    for f in functions {
+        any = true;
+        if code_origin(f) == CodeOrigin::User {
+            return false;
+        }
+    }
+    any
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packages() {
+        assert_eq!(package_of("net/http.(*conn).serve"), "net/http");
+        assert_eq!(package_of("main.main.func1"), "main");
+        assert_eq!(package_of("github.com/a/b.(*T).M"), "github.com/a/b");
+        assert_eq!(package_of("example.com/x/y.F[...]"), "example.com/x/y");
+        assert_eq!(code_origin("runtime.gopark"), CodeOrigin::Runtime);
+        assert_eq!(
+            code_origin("internal/runtime/syscall.Syscall6"),
+            CodeOrigin::Runtime
+        );
+        assert_eq!(code_origin("sync.(*Mutex).Lock"), CodeOrigin::Stdlib);
+        assert_eq!(code_origin("net/http.(*conn).serve"), CodeOrigin::Stdlib);
+        assert_eq!(code_origin("main.(*Cache).Get"), CodeOrigin::User);
+        assert_eq!(
+            code_origin("golang.org/x/sync/errgroup.(*Group).Wait"),
+            CodeOrigin::User
+        );
+        assert!(!is_user_function("main._Cfunc_read"));
+        assert!(is_user_function("main.(*LicenseClient).Check"));
+    }
+
+    #[test]
+    fn statuses_and_refinement() {
+        assert_eq!(
+            parse_status("semacquire").wait_reason,
+            Some(WaitReason::Semacquire)
+        );
+        let st = parse_status("chan receive (durable)");
+        assert!(st.durable);
+        assert_eq!(st.wait_reason, Some(WaitReason::ChanReceive));
+        assert_eq!(parse_status("syscall").state, GoState::Syscall);
+        let stack = [
+            "runtime.gopark",
+            "runtime.semacquire1",
+            "sync.runtime_Semacquire",
+            "sync.(*WaitGroup).Wait",
+            "main.main",
+        ];
+        assert_eq!(
+            refine_wait_reason(WaitReason::Semacquire, stack.iter().copied()),
+            WaitReason::WaitGroupWait
+        );
+        assert_eq!(
+            infer_from_stack(stack.iter().copied()),
+            Some((GoState::Waiting, Some(WaitReason::WaitGroupWait)))
+        );
+    }
+}

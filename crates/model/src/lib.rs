@@ -1,0 +1,315 @@
+//! The version-independent snapshot of a Go program's concurrency state.
+//!
+//! Every source (goroutine dumps, pprof profiles, and later live processes and core files) fills a
+//! [`Snapshot`]; every analysis rule and report reads only this crate. Strings, frames and stacks are
+//! interned ([`Tables`]) so that a 200k-goroutine program costs a few bytes per goroutine.
+#![deny(missing_docs)]
+
+mod finding;
+mod tables;
+
+pub use finding::{Finding, FindingKind, Location, Severity};
+pub use tables::{Frame, FrameId, FrameRef, StackId, Sym, Tables};
+
+use serde::Serialize;
+
+/// Everything known about one Go process at one moment, possibly merged from several inputs.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// The inputs this snapshot was built from, in the order given.
+    pub sources: Vec<SourceInfo>,
+    /// Process-wide facts, when a source knows them.
+    pub process: ProcessFacts,
+    /// Goroutines (or goroutine groups, for aggregated sources: see [`Goroutine::count`]).
+    pub goroutines: Vec<Goroutine>,
+    /// Contention samples from mutex and block profiles.
+    pub contention: Vec<ContentionSample>,
+    /// Interned strings, frames and stacks referenced by the fields above.
+    pub tables: Tables,
+}
+
+/// What kind of artifact an input was, detected from its content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// A text goroutine dump: SIGQUIT/crash output, panic, `runtime.Stack`, `debug=2`.
+    GoroutineDump,
+    /// The counted `debug=1` form of the goroutine profile.
+    GoroutineDebug1,
+    /// A pprof protobuf goroutine profile.
+    PprofGoroutine,
+    /// A pprof protobuf mutex contention profile.
+    PprofMutex,
+    /// A pprof protobuf block profile.
+    PprofBlock,
+    /// A pprof protobuf threadcreate profile.
+    PprofThreadcreate,
+    /// Another pprof protobuf profile (heap, cpu, ...): accepted, not used for diagnosis.
+    PprofOther,
+}
+
+/// One input and what was (and was not) understood of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceInfo {
+    /// File name as given (`-` for standard input).
+    pub name: String,
+    /// Detected kind.
+    pub kind: SourceKind,
+    /// Goroutines (or sample groups) read from it.
+    pub goroutines: usize,
+    /// Parts that could not be parsed, with the line or offset where they start.
+    pub skipped: Vec<String>,
+    /// How many more parts were skipped beyond those listed (lists are bounded).
+    pub skipped_more: usize,
+}
+
+/// Process-wide facts. `None` means no source told us.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct ProcessFacts {
+    /// Go version, when a source states it.
+    pub go_version: Option<String>,
+    /// GOMAXPROCS, when known.
+    pub gomaxprocs: Option<u32>,
+    /// Number of OS threads the runtime created (threadcreate profile total).
+    pub threads_created: Option<u64>,
+    /// Highest M id seen in goroutine headers (`m=N`), a lower bound of the thread count.
+    pub max_m_id: Option<u64>,
+    /// A fatal runtime error the dump starts with, such as `all goroutines are asleep - deadlock!`.
+    pub fatal_error: Option<String>,
+    /// A panic message, when the dump is a panic.
+    pub panic: Option<String>,
+    /// The signal that produced the dump (`SIGQUIT: quit`).
+    pub signal: Option<String>,
+    /// Total contention delay from the mutex profile, in nanoseconds.
+    pub mutex_delay_ns: Option<u64>,
+    /// Total blocking delay from the block profile, in nanoseconds.
+    pub block_delay_ns: Option<u64>,
+}
+
+/// Coarse scheduler state of a goroutine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum GoState {
+    /// On a CPU right now.
+    Running,
+    /// Ready to run, waiting for a P.
+    Runnable,
+    /// Parked, see the wait reason.
+    Waiting,
+    /// In a system call or cgo call, holding an OS thread.
+    Syscall,
+    /// Just created, not yet started.
+    Idle,
+    /// Finished, kept for reuse.
+    Dead,
+    /// Stopped by the runtime (GC, preemption).
+    Preempted,
+    /// The source did not say and the stack does not tell.
+    Unknown,
+}
+
+/// Why a goroutine is parked, normalised across Go versions (Go ≤ 1.23 says `semacquire` where later
+/// versions say `sync.WaitGroup.Wait`; the stack decides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitReason {
+    /// `chan receive`.
+    ChanReceive,
+    /// `chan receive (nil chan)`: can never complete.
+    ChanReceiveNil,
+    /// `chan send`.
+    ChanSend,
+    /// `chan send (nil chan)`: can never complete.
+    ChanSendNil,
+    /// `select` with cases.
+    Select,
+    /// `select {}` (no cases): can never complete.
+    SelectNoCases,
+    /// `sync.Mutex.Lock`.
+    MutexLock,
+    /// `sync.RWMutex.Lock`.
+    RWMutexLock,
+    /// `sync.RWMutex.RLock`.
+    RWMutexRLock,
+    /// `sync.WaitGroup.Wait`.
+    WaitGroupWait,
+    /// `sync.Cond.Wait`.
+    CondWait,
+    /// A semaphore wait the stack does not attribute further.
+    Semacquire,
+    /// Network or file descriptor readiness (`IO wait`).
+    IoWait,
+    /// `time.Sleep`.
+    Sleep,
+    /// In a system call.
+    Syscall,
+    /// In a cgo call.
+    Cgo,
+    /// The runtime's own housekeeping (GC workers, finalizers, scavenger, timers, trace readers).
+    Runtime,
+    /// Waiting for a signal (`os/signal`).
+    Signal,
+    /// Waiting inside a `testing/synctest` bubble.
+    Synctest,
+    /// A reason not in this list; the raw text is kept on the goroutine.
+    Other,
+}
+
+impl WaitReason {
+    /// Goroutines parked on a Go synchronisation primitive that only another goroutine can release.
+    pub fn is_sync_block(self) -> bool {
+        use WaitReason::*;
+        matches!(
+            self,
+            ChanReceive
+                | ChanReceiveNil
+                | ChanSend
+                | ChanSendNil
+                | Select
+                | SelectNoCases
+                | MutexLock
+                | RWMutexLock
+                | RWMutexRLock
+                | WaitGroupWait
+                | CondWait
+                | Semacquire
+        )
+    }
+
+    /// A lock acquisition (mutex or read-write mutex).
+    pub fn is_lock(self) -> bool {
+        matches!(
+            self,
+            WaitReason::MutexLock | WaitReason::RWMutexLock | WaitReason::RWMutexRLock
+        )
+    }
+
+    /// Waits that can never complete whatever other goroutines do.
+    pub fn is_forever(self) -> bool {
+        matches!(
+            self,
+            WaitReason::ChanReceiveNil | WaitReason::ChanSendNil | WaitReason::SelectNoCases
+        )
+    }
+
+    /// A short human name, as Go prints it in newer versions.
+    pub fn as_str(self) -> &'static str {
+        use WaitReason::*;
+        match self {
+            ChanReceive => "chan receive",
+            ChanReceiveNil => "chan receive (nil chan)",
+            ChanSend => "chan send",
+            ChanSendNil => "chan send (nil chan)",
+            Select => "select",
+            SelectNoCases => "select (no cases)",
+            MutexLock => "sync.Mutex.Lock",
+            RWMutexLock => "sync.RWMutex.Lock",
+            RWMutexRLock => "sync.RWMutex.RLock",
+            WaitGroupWait => "sync.WaitGroup.Wait",
+            CondWait => "sync.Cond.Wait",
+            Semacquire => "semacquire",
+            IoWait => "IO wait",
+            Sleep => "sleep",
+            Syscall => "syscall",
+            Cgo => "cgo call",
+            Runtime => "runtime",
+            Signal => "signal wait",
+            Synctest => "synctest",
+            Other => "other",
+        }
+    }
+}
+
+/// One goroutine, or for aggregated sources (`debug=1`, pprof) a group of `count` identical ones.
+#[derive(Debug, Clone)]
+pub struct Goroutine {
+    /// Goroutine id (`goid`); 0 when the source does not say (aggregated sources).
+    pub id: u64,
+    /// How many goroutines this entry stands for (1 for dumps that list each goroutine).
+    pub count: u32,
+    /// Scheduler state.
+    pub state: GoState,
+    /// Normalised wait reason, for waiting goroutines (and syscall/cgo).
+    pub wait_reason: Option<WaitReason>,
+    /// The status text exactly as the source printed it (e.g. `semacquire`), interned.
+    pub raw_status: Option<Sym>,
+    /// `[N minutes]`: how long it has been blocked, when printed.
+    pub wait_minutes: Option<u32>,
+    /// `locked to thread`.
+    pub locked_to_thread: bool,
+    /// The stack was not available (`goroutine running on other thread; stack unavailable`).
+    pub stack_unavailable: bool,
+    /// Status flags printed in the header: `scan`, `durable`, `leaked`.
+    pub flags: GoFlags,
+    /// `synctest bubble N`.
+    pub synctest_bubble: Option<u64>,
+    /// Call stack, innermost frame first.
+    pub stack: StackId,
+    /// Frames the runtime left out (`...N frames elided...`); `u32::MAX` when it did not say how many.
+    pub elided_frames: u32,
+    /// `created by F in goroutine N`.
+    pub created_by: Option<CreatedBy>,
+    /// `[originating from goroutine N]`.
+    pub originating_from: Option<u64>,
+    /// pprof labels.
+    pub labels: Vec<(Sym, Sym)>,
+    /// M (thread) id from a crash header `m=N`, when it names one.
+    pub m: Option<u64>,
+    /// Index into [`Snapshot::sources`].
+    pub source: u16,
+}
+
+/// Header flags of a goroutine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct GoFlags {
+    /// `(scan)`: the GC was scanning its stack.
+    pub scan: bool,
+    /// `(durable)`.
+    pub durable: bool,
+    /// `(leaked)`: the runtime's own leak detector flagged it.
+    pub leaked: bool,
+}
+
+/// Where a goroutine was started.
+#[derive(Debug, Clone, Copy)]
+pub struct CreatedBy {
+    /// The `go` statement's frame (function, file, line).
+    pub frame: FrameId,
+    /// The creating goroutine, when printed (`in goroutine N`, Go ≥ 1.21).
+    pub goroutine: Option<u64>,
+}
+
+/// What a mutex or block profile sample records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContentionKind {
+    /// Mutex profile: delay caused by lock holders.
+    Mutex,
+    /// Block profile: time goroutines spent blocked on sync primitives and channels.
+    Block,
+}
+
+/// One stack of a mutex or block profile with its totals.
+#[derive(Debug, Clone)]
+pub struct ContentionSample {
+    /// Which profile.
+    pub kind: ContentionKind,
+    /// Stack, innermost first.
+    pub stack: StackId,
+    /// Number of contention events.
+    pub count: u64,
+    /// Total delay in nanoseconds.
+    pub delay_ns: u64,
+}
+
+impl Snapshot {
+    /// Total goroutines, counting aggregated entries by their count.
+    pub fn total_goroutines(&self) -> u64 {
+        self.goroutines.iter().map(|g| u64::from(g.count)).sum()
+    }
+
+    /// Frames of a goroutine's stack, innermost first.
+    pub fn frames(&self, g: &Goroutine) -> impl ExactSizeIterator<Item = FrameRef<'_>> + Clone {
+        self.tables.stack_frames(g.stack)
+    }
+}
