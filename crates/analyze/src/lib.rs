@@ -1,1 +1,73 @@
-//! placeholder
+//! Diagnosis rules over a [`Snapshot`]: one module per pathology, each producing [`Finding`]s with a
+//! stable kind, the goroutines involved, the root-cause frame in the user's code, evidence and advice.
+//!
+//! Rules read only the model and ask `gostall-goruntime` anything runtime-specific. A healthy
+//! program (idle servers, worker pools waiting for jobs, GC workers, timers, signal handling) must get
+//! no warning or critical finding; each rule documents what it deliberately ignores.
+#![deny(missing_docs)]
+
+mod context;
+mod groups;
+pub mod rules;
+
+pub use context::{Context, GInfo};
+pub use groups::{group_goroutines, Group};
+
+use gostall_model::{Finding, FindingKind, Snapshot};
+
+/// A diagnosis rule.
+pub trait Rule: Sync {
+    /// The kind of finding this rule produces.
+    fn kind(&self) -> FindingKind;
+    /// Examines the snapshot and returns findings (possibly none).
+    fn check(&self, cx: &Context<'_>) -> Vec<Finding>;
+}
+
+/// The result of analysing a snapshot.
+#[derive(Debug)]
+pub struct Analysis {
+    /// Findings, most important first.
+    pub findings: Vec<Finding>,
+    /// Goroutines grouped by identical stack and state, largest group first.
+    pub groups: Vec<Group>,
+}
+
+/// Every rule, in a fixed order.
+pub fn all_rules() -> Vec<Box<dyn Rule>> {
+    use rules::*;
+    vec![
+        Box::new(deadlock::Deadlock),
+        Box::new(goroutine_leak::GoroutineLeak),
+        Box::new(lock_contention::LockContention),
+        Box::new(channel_blocked::ChannelBlocked),
+        Box::new(cgo_blocked::CgoBlocked),
+        Box::new(syscall_blocked::SyscallBlocked),
+        Box::new(net_io_wait::NetIoWait),
+        Box::new(thread_explosion::ThreadExplosion),
+        Box::new(scheduler_starvation::SchedulerStarvation),
+        Box::new(locked_thread::LockedThread),
+    ]
+}
+
+/// Runs every rule and ranks the findings: critical before warning before info, then by the number
+/// of goroutines involved, then by kind.
+pub fn analyze(snap: &Snapshot) -> Analysis {
+    let cx = Context::new(snap);
+    let mut findings: Vec<Finding> = all_rules().iter().flat_map(|r| r.check(&cx)).collect();
+    rank(&mut findings);
+    Analysis {
+        findings,
+        groups: group_goroutines(snap),
+    }
+}
+
+/// Sorts findings most important first.
+pub fn rank(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(b.goroutine_count.cmp(&a.goroutine_count))
+            .then(a.kind.cmp(&b.kind))
+            .then(a.title.cmp(&b.title))
+    });
+}

@@ -1,1 +1,158 @@
-fn main() {}
+//! The `gostall` command: sources → snapshot → analysis → report.
+//!
+//! Exit codes: 0 success; 1 when `--fail-on` is met; 2 on an error (bad input, unreadable file).
+
+mod demo;
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use gostall_model::{Severity, Snapshot};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "gostall",
+    version,
+    about = "Tells you, in seconds, why a Go program is stuck or slow in its concurrency",
+    long_about = "Tells you, in seconds, why a Go program is stuck or slow in its concurrency.\n\n\
+        gostall reads what Go already emits — SIGQUIT/panic goroutine dumps, \
+        /debug/pprof/goroutine?debug=1|2, and pprof goroutine/mutex/block/threadcreate profiles — \
+        and reports findings: the pathology, the goroutines involved, the root-cause line in your \
+        code, the evidence and the fix."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Diagnose a Go program from its goroutine dumps and pprof profiles.
+    ///
+    /// Several inputs from the same process (a dump plus its mutex and threadcreate profiles)
+    /// combine into one diagnosis. Inputs are recognised by content; `-` reads standard input.
+    Diagnose {
+        /// Goroutine dumps and pprof profiles (gzipped or not); `-` for standard input.
+        #[arg(required = true, value_name = "INPUT")]
+        inputs: Vec<PathBuf>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Diagnose small real artifacts recorded from gostall's scenario corpus (needs nothing else).
+    Demo {
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+}
+
+#[derive(clap::Args, Clone)]
+struct OutputArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Exit with status 1 when a finding of this severity or worse is present.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    fail_on: Option<FailOn>,
+    /// When to use colours (honours NO_COLOR).
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    color: Color,
+    /// Leave the goroutine groups out of the text report (findings only).
+    #[arg(long)]
+    findings_only: bool,
+    /// Leave the per-goroutine list out of the JSON report (groups still list every id).
+    #[arg(long)]
+    no_goroutines: bool,
+}
+
+#[derive(Copy, Clone, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Copy, Clone, ValueEnum)]
+enum FailOn {
+    Warning,
+    Critical,
+}
+
+#[derive(Copy, Clone, ValueEnum)]
+enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "gostall: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Diagnose { inputs, out } => {
+            let mut snap = gostall_ingest::new_snapshot();
+            for input in &inputs {
+                gostall_ingest::ingest_path(input, &mut snap)
+                    .with_context(|| format!("reading {}", input.display()))?;
+            }
+            emit(&snap, &out)
+        }
+        Command::Demo { out } => demo::run(&out),
+    }
+}
+
+/// Analyses and reports one snapshot; returns the exit code `--fail-on` asks for.
+fn emit(snap: &Snapshot, out: &OutputArgs) -> Result<ExitCode> {
+    let analysis = gostall_analyze::analyze(snap);
+    let report = gostall_report::Report {
+        snap,
+        analysis: &analysis,
+    };
+    let stdout = std::io::stdout();
+    let mut lock = stdout.lock();
+    let res = match out.format {
+        Format::Json => gostall_report::json::write(&report, !out.no_goroutines, &mut lock),
+        Format::Text => {
+            let color = match out.color {
+                Color::Always => true,
+                Color::Never => false,
+                Color::Auto => {
+                    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                        && std::io::stdout().is_terminal()
+                }
+            };
+            let opts = gostall_report::text::Options {
+                color,
+                groups: !out.findings_only,
+                ..Default::default()
+            };
+            gostall_report::text::write(&report, &opts, &mut lock)
+        }
+    };
+    match res {
+        Ok(()) => {}
+        // A closed pipe (`gostall ... | head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+        Err(e) => return Err(e).context("writing the report"),
+    }
+    let threshold = match out.fail_on {
+        None => return Ok(ExitCode::SUCCESS),
+        Some(FailOn::Warning) => Severity::Warning,
+        Some(FailOn::Critical) => Severity::Critical,
+    };
+    let hit = analysis.findings.iter().any(|f| f.severity >= threshold);
+    Ok(if hit {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

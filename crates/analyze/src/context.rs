@@ -1,0 +1,316 @@
+//! Facts every rule needs, computed once per snapshot (and once per distinct stack, so 200k
+//! goroutines sharing a few hundred stacks cost a few hundred stack walks).
+
+use gostall_goruntime as rt;
+use gostall_model::{
+    Finding, FindingKind, FrameId, GoState, Goroutine, Location, Severity, Snapshot, StackId, Sym,
+    WaitReason,
+};
+use rustc_hash::{FxHashMap, FxHashSet};
+
+/// What a stack says, independent of which goroutine owns it.
+#[derive(Debug, Default, Clone)]
+pub struct StackFacts {
+    /// Innermost frame in the user's code (not runtime, stdlib or cgo trampolines).
+    pub user_frame: Option<FrameId>,
+    /// Every user function on the stack, innermost first, without repeats.
+    pub user_funcs: Vec<Sym>,
+    /// `read`, `write` or `accept` when the goroutine sits in a network operation.
+    pub net_op: Option<&'static str>,
+    /// The cgo trampoline (`main._Cfunc_x`) when in a cgo call.
+    pub cgo_fn: Option<Sym>,
+    /// The innermost standard-library function of a raw system call (e.g. `syscall.read`).
+    pub syscall_fn: Option<Sym>,
+    /// The stack shows the goroutine was preempted or yielded (`asyncPreempt`, `Gosched`).
+    pub yielded: bool,
+    /// The stack shows a park point (`runtime.gopark`), i.e. the goroutine was woken, not preempted.
+    pub parked: bool,
+    /// Number of frames.
+    pub depth: usize,
+}
+
+/// Per-goroutine facts.
+#[derive(Debug, Clone, Copy)]
+pub struct GInfo {
+    /// Has user code on its stack: an application goroutine, not runtime or library machinery.
+    pub app: bool,
+}
+
+/// The shared analysis context.
+pub struct Context<'a> {
+    /// The snapshot under analysis.
+    pub snap: &'a Snapshot,
+    facts: FxHashMap<StackId, StackFacts>,
+    /// Every function on any goroutine's stack.
+    pub live_funcs: FxHashSet<Sym>,
+    /// User function → goroutines (indices) that have it on their stack.
+    pub by_user_func: FxHashMap<Sym, Vec<u32>>,
+    /// Goroutine id → index.
+    pub by_id: FxHashMap<u64, u32>,
+    /// Creator goroutine id → goroutines (indices) it created that are still alive.
+    pub children: FxHashMap<u64, Vec<u32>>,
+    /// Some goroutine waits for signals (`os/signal`): the program reacts to external events.
+    pub has_signal_loop: bool,
+    /// Some goroutine accepts network connections or waits on network I/O.
+    pub has_network: bool,
+    empty: StackFacts,
+}
+
+impl<'a> Context<'a> {
+    /// Computes the shared facts.
+    pub fn new(snap: &'a Snapshot) -> Self {
+        let mut cx = Context {
+            snap,
+            facts: FxHashMap::default(),
+            live_funcs: FxHashSet::default(),
+            by_user_func: FxHashMap::default(),
+            by_id: FxHashMap::default(),
+            children: FxHashMap::default(),
+            has_signal_loop: false,
+            has_network: false,
+            empty: StackFacts::default(),
+        };
+        for (i, g) in snap.goroutines.iter().enumerate() {
+            let i = i as u32;
+            if !cx.facts.contains_key(&g.stack) {
+                let f = cx.stack_facts(g.stack);
+                cx.facts.insert(g.stack, f);
+            }
+            let f = &cx.facts[&g.stack];
+            for &s in &f.user_funcs {
+                cx.by_user_func.entry(s).or_default().push(i);
+            }
+            if f.net_op.is_some() || g.wait_reason == Some(WaitReason::IoWait) {
+                cx.has_network = true;
+            }
+            if g.wait_reason == Some(WaitReason::Signal) {
+                cx.has_signal_loop = true;
+            }
+            if g.id != 0 {
+                cx.by_id.insert(g.id, i);
+            }
+            if let Some(c) = g.created_by.and_then(|c| c.goroutine) {
+                cx.children.entry(c).or_default().push(i);
+            }
+        }
+        for g in &snap.goroutines {
+            if let Some(f) = cx.facts.get(&g.stack) {
+                if f.depth > 0 {
+                    for &fr in snap.tables.stack(g.stack) {
+                        cx.live_funcs.insert(snap.tables.frame(fr).function);
+                    }
+                }
+            }
+        }
+        cx
+    }
+
+    fn stack_facts(&self, stack: StackId) -> StackFacts {
+        let t = &self.snap.tables;
+        let mut f = StackFacts {
+            depth: t.stack(stack).len(),
+            ..StackFacts::default()
+        };
+        for fr in t.stack_frames(stack) {
+            let name = fr.function;
+            let frame = t.frame(fr.id);
+            if rt::is_user_function(name) {
+                if f.user_frame.is_none() {
+                    f.user_frame = Some(fr.id);
+                }
+                if !f.user_funcs.contains(&frame.function) {
+                    f.user_funcs.push(frame.function);
+                }
+            } else if rt::is_cgo_wrapper(name) {
+                if f.cgo_fn.is_none() {
+                    f.cgo_fn = Some(frame.function);
+                }
+            } else if f.user_frame.is_none() {
+                if let Some(op) = rt::net_io_op(name) {
+                    f.net_op.get_or_insert(op);
+                }
+                if f.syscall_fn.is_none()
+                    && name.starts_with("syscall.")
+                    && !rt::is_raw_syscall(name)
+                {
+                    f.syscall_fn = Some(frame.function);
+                }
+                match name {
+                    "runtime.asyncPreempt"
+                    | "runtime.asyncPreempt2"
+                    | "runtime.Gosched"
+                    | "runtime.goschedguarded"
+                    | "runtime.gopreempt_m"
+                    | "runtime.goschedIfBusy" => f.yielded = true,
+                    "runtime.gopark" | "runtime.goparkunlock" => f.parked = true,
+                    _ => {}
+                }
+            }
+        }
+        f
+    }
+
+    /// Facts of a goroutine's stack.
+    pub fn facts(&self, g: &Goroutine) -> &StackFacts {
+        self.facts.get(&g.stack).unwrap_or(&self.empty)
+    }
+
+    /// Per-goroutine facts.
+    pub fn info(&self, g: &Goroutine) -> GInfo {
+        GInfo {
+            app: self.facts(g).user_frame.is_some(),
+        }
+    }
+
+    /// The goroutine at an index.
+    pub fn g(&self, i: u32) -> &Goroutine {
+        &self.snap.goroutines[i as usize]
+    }
+
+    /// Indices of goroutines matching a predicate.
+    pub fn select(&self, mut pred: impl FnMut(&Goroutine, &StackFacts) -> bool) -> Vec<u32> {
+        self.snap
+            .goroutines
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| pred(g, self.facts(g)))
+            .map(|(i, _)| i as u32)
+            .collect()
+    }
+
+    /// Groups goroutine indices by their innermost user frame; largest group first.
+    /// Goroutines without user code are left out.
+    pub fn by_site(&self, members: &[u32]) -> Vec<(FrameId, Vec<u32>)> {
+        let mut map: FxHashMap<FrameId, Vec<u32>> = FxHashMap::default();
+        for &i in members {
+            if let Some(fr) = self.facts(self.g(i)).user_frame {
+                map.entry(fr).or_default().push(i);
+            }
+        }
+        let mut v: Vec<_> = map.into_iter().collect();
+        v.sort_by(|a, b| self.count(&b.1).cmp(&self.count(&a.1)).then(a.0.cmp(&b.0)));
+        v
+    }
+
+    /// Goroutines represented by these entries (aggregated entries count by their count).
+    pub fn count(&self, members: &[u32]) -> u64 {
+        members.iter().map(|&i| u64::from(self.g(i).count)).sum()
+    }
+
+    /// Longest printed wait among these goroutines, in minutes.
+    pub fn max_minutes(&self, members: &[u32]) -> Option<u32> {
+        members.iter().filter_map(|&i| self.g(i).wait_minutes).max()
+    }
+
+    /// A frame as a location.
+    pub fn location(&self, frame: FrameId) -> Location {
+        let f = self.snap.tables.frame_ref(frame);
+        Location {
+            function: f.function.to_string(),
+            file: f.file.to_string(),
+            line: f.line,
+        }
+    }
+
+    /// `function (file.go:LINE)` for evidence lines.
+    pub fn short(&self, frame: FrameId) -> String {
+        let f = self.snap.tables.frame_ref(frame);
+        let base = f.file.rsplit('/').next().unwrap_or(f.file);
+        format!("{} ({}:{})", f.function, base, f.line)
+    }
+
+    /// A function name.
+    pub fn func(&self, s: Sym) -> &str {
+        self.snap.tables.str(s)
+    }
+
+    /// "goroutines 5, 6, 7 and 37 more" — ids listed up to a bound, the rest counted.
+    pub fn id_list(&self, members: &[u32]) -> String {
+        let ids: Vec<u64> = members
+            .iter()
+            .map(|&i| self.g(i).id)
+            .filter(|&id| id != 0)
+            .collect();
+        let total = self.count(members);
+        if ids.is_empty() {
+            return format!("{total} goroutine{}", plural(total));
+        }
+        const SHOW: usize = 6;
+        let shown: Vec<String> = ids.iter().take(SHOW).map(|id| id.to_string()).collect();
+        let mut s = format!("goroutine{} {}", plural(ids.len() as u64), shown.join(", "));
+        if total > shown.len() as u64 {
+            s.push_str(&format!(" and {} more", total - shown.len() as u64));
+        }
+        s
+    }
+
+    /// `", blocked up to N minutes"` when the dump printed wait times.
+    pub fn minutes_suffix(&self, members: &[u32]) -> String {
+        match self.max_minutes(members) {
+            Some(m) => format!(", blocked up to {m} minute{}", plural(u64::from(m))),
+            None => String::new(),
+        }
+    }
+
+    /// Is this goroutine doing something that can make progress by itself (running, runnable, in a
+    /// system call, sleeping, waiting on I/O or a timer-driven select)?
+    pub fn progressing(&self, g: &Goroutine) -> bool {
+        match g.state {
+            GoState::Running | GoState::Runnable | GoState::Syscall | GoState::Preempted => true,
+            GoState::Waiting => matches!(
+                g.wait_reason,
+                Some(
+                    WaitReason::Sleep
+                        | WaitReason::IoWait
+                        | WaitReason::Select
+                        | WaitReason::Syscall
+                        | WaitReason::Cgo
+                        | WaitReason::Other
+                )
+            ),
+            _ => false,
+        }
+    }
+
+    /// Builds a finding from its parts.
+    #[allow(clippy::too_many_arguments)]
+    pub fn finding(
+        &self,
+        kind: FindingKind,
+        severity: Severity,
+        title: String,
+        explanation: String,
+        members: &[u32],
+        location: Option<FrameId>,
+        evidence: Vec<String>,
+        advice: &str,
+    ) -> Finding {
+        let mut goroutines: Vec<u64> = members
+            .iter()
+            .map(|&i| self.g(i).id)
+            .filter(|&id| id != 0)
+            .collect();
+        goroutines.sort_unstable();
+        goroutines.dedup();
+        Finding {
+            kind,
+            severity,
+            title,
+            explanation,
+            goroutine_count: self.count(members),
+            goroutines,
+            location: location.map(|f| self.location(f)),
+            evidence,
+            advice: advice.to_string(),
+        }
+    }
+}
+
+/// `"s"` unless exactly one.
+pub fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}

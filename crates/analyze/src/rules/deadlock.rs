@@ -1,0 +1,199 @@
+//! `deadlock`: goroutines that wait on each other so that none can proceed.
+//!
+//! Flags (1) the runtime's own verdict `all goroutines are asleep - deadlock!`; (2) a lock-order
+//! cycle: goroutines blocked acquiring locks at two or more different call sites while no goroutine
+//! that runs the same code is making progress — so every possible holder is itself waiting for a
+//! lock (the AB-BA pattern); (3) a global stall: every application goroutine is blocked on a lock,
+//! WaitGroup or Cond, and nothing in the program (network, signals, timers) can wake them.
+
+use crate::context::plural;
+use crate::{Context, Rule};
+use gostall_model::{Finding, FindingKind, GoState, Severity, WaitReason};
+
+/// The deadlock rule.
+pub struct Deadlock;
+
+impl Rule for Deadlock {
+    fn kind(&self) -> FindingKind {
+        FindingKind::Deadlock
+    }
+
+    fn check(&self, cx: &Context<'_>) -> Vec<Finding> {
+        let mut out = Vec::new();
+        if let Some(f) = runtime_verdict(cx) {
+            out.push(f);
+            return out;
+        }
+        if let Some(f) = lock_cycle(cx) {
+            out.push(f);
+        } else if let Some(f) = global_stall(cx) {
+            out.push(f);
+        }
+        out
+    }
+}
+
+fn runtime_verdict(cx: &Context<'_>) -> Option<Finding> {
+    let fatal = cx.snap.process.fatal_error.as_deref()?;
+    if !fatal.contains("deadlock") {
+        return None;
+    }
+    let blocked = cx.select(|g, f| f.user_frame.is_some() && g.state == GoState::Waiting);
+    let main = blocked
+        .iter()
+        .copied()
+        .find(|&i| cx.g(i).id == 1)
+        .or(blocked.first().copied());
+    let loc = main.and_then(|i| cx.facts(cx.g(i)).user_frame);
+    let mut evidence = vec![format!(
+        "the Go runtime stopped the program: fatal error: {fatal}"
+    )];
+    for (site, members) in cx.by_site(&blocked).into_iter().take(8) {
+        let reason = cx
+            .g(members[0])
+            .wait_reason
+            .map(|r| r.as_str())
+            .unwrap_or("waiting");
+        evidence.push(format!(
+            "{} blocked in {} at {}",
+            cx.id_list(&members),
+            reason,
+            cx.short(site)
+        ));
+    }
+    Some(cx.finding(
+        FindingKind::Deadlock,
+        Severity::Critical,
+        "All goroutines are asleep: the program deadlocked".into(),
+        "Every goroutine is blocked on a channel or lock and nothing left can wake any of them, so the Go runtime aborted the program.".into(),
+        &blocked,
+        loc,
+        evidence,
+        "Find the operation each goroutine waits for and the goroutine that was supposed to complete it: a send with no receiver, a Wait without the matching Done, a lock never unlocked. Make sure every channel has a live counterpart or is closed.",
+    ))
+}
+
+fn lock_cycle(cx: &Context<'_>) -> Option<Finding> {
+    let waiters =
+        cx.select(|g, f| f.user_frame.is_some() && g.wait_reason.is_some_and(WaitReason::is_lock));
+    if waiters.len() < 2 {
+        return None;
+    }
+    // A waiter could be released by any goroutine that runs the code around its lock call and is
+    // making progress; if there is none for every waiter, the holders are among the waiters.
+    let holder_possible = waiters.iter().any(|&w| {
+        cx.facts(cx.g(w)).user_funcs.iter().any(|f| {
+            cx.by_user_func.get(f).is_some_and(|gs| {
+                gs.iter().any(|&h| {
+                    let hg = cx.g(h);
+                    !hg.wait_reason.is_some_and(WaitReason::is_lock) && cx.progressing(hg)
+                })
+            })
+        })
+    });
+    if holder_possible {
+        return None;
+    }
+    let sites = cx.by_site(&waiters);
+    if sites.len() < 2 {
+        return None;
+    }
+    // The cycle members are at the later lock call: the highest line among the sites of the most
+    // common function.
+    let t = &cx.snap.tables;
+    let func_of = |fr| t.frame(fr).function;
+    let main_func = func_of(sites[0].0);
+    let cycle_site = sites
+        .iter()
+        .filter(|(fr, _)| func_of(*fr) == main_func)
+        .max_by_key(|(fr, _)| t.frame(*fr).line)
+        .map(|(fr, _)| *fr)
+        .unwrap_or(sites[0].0);
+    let mut evidence = Vec::new();
+    for (site, members) in &sites {
+        let reason = cx
+            .g(members[0])
+            .wait_reason
+            .map(|r| r.as_str())
+            .unwrap_or("lock");
+        evidence.push(format!(
+            "{} wait in {} at {}{}",
+            cx.id_list(members),
+            reason,
+            cx.short(*site),
+            cx.minutes_suffix(members)
+        ));
+    }
+    evidence.push(
+        "no goroutine running this code is making progress, so every lock holder is itself waiting for a lock".into(),
+    );
+    let n = cx.count(&waiters);
+    Some(cx.finding(
+        FindingKind::Deadlock,
+        Severity::Critical,
+        format!(
+            "Lock-order deadlock: {n} goroutine{} wait for locks held by each other",
+            plural(n)
+        ),
+        format!(
+            "Goroutines are blocked acquiring locks at {} different places, and none of the goroutines that could hold those locks is running: each holds one lock and waits for another (the AB-BA pattern).",
+            sites.len()
+        ),
+        &waiters,
+        Some(cycle_site),
+        evidence,
+        "Acquire locks in one global order everywhere (e.g. by account id or address), or restructure so no goroutine holds one lock while taking another. Until fixed, the blocked goroutines never recover: restart the process.",
+    ))
+}
+
+fn global_stall(cx: &Context<'_>) -> Option<Finding> {
+    if cx.has_network || cx.has_signal_loop {
+        return None;
+    }
+    let app = cx.select(|_, f| f.user_frame.is_some());
+    if app.is_empty() || app.iter().any(|&i| cx.progressing(cx.g(i))) {
+        return None;
+    }
+    let all_sync = app.iter().all(|&i| {
+        let g = cx.g(i);
+        g.state == GoState::Waiting
+            && g.wait_reason
+                .is_some_and(|r| r.is_sync_block() && r != WaitReason::Select)
+    });
+    if !all_sync {
+        return None;
+    }
+    let main = app
+        .iter()
+        .copied()
+        .find(|&i| cx.g(i).id == 1)
+        .unwrap_or(app[0]);
+    let mut evidence = Vec::new();
+    for (site, members) in cx.by_site(&app).into_iter().take(8) {
+        let reason = cx
+            .g(members[0])
+            .wait_reason
+            .map(|r| r.as_str())
+            .unwrap_or("waiting");
+        evidence.push(format!(
+            "{} blocked in {} at {}",
+            cx.id_list(&members),
+            reason,
+            cx.short(site)
+        ));
+    }
+    evidence.push(
+        "no goroutine is running, sleeping, in a system call or waiting on the network or signals"
+            .into(),
+    );
+    Some(cx.finding(
+        FindingKind::Deadlock,
+        Severity::Critical,
+        "Every goroutine of the program is blocked and nothing can wake them".into(),
+        "All application goroutines wait on channels or sync primitives, and no goroutine, timer, network connection or signal handler remains that could release them.".into(),
+        &app,
+        cx.facts(cx.g(main)).user_frame,
+        evidence,
+        "Find the operation each goroutine waits for and the goroutine that was supposed to complete it; make sure every channel has a live counterpart or is closed, and every Add has its Done.",
+    ))
+}

@@ -1,0 +1,294 @@
+//! `goroutine_leak`: goroutines blocked forever, or piling up where nobody will release them.
+//!
+//! Flags: receives and sends on nil channels and `select {}` outside the main goroutine (can never
+//! complete); goroutines blocked on a channel inside a closure whose enclosing function — the only
+//! other owner of the channel — has returned (the abandoned-sender pattern after a timeout);
+//! thousands of goroutines from one creation site blocked on channels; `WaitGroup.Wait` when every
+//! goroutine the waiter started has exited (no one is left to call `Done`); `Cond.Wait` when no
+//! application goroutine is making progress that could `Signal`.
+//! Leaves alone: `select {}` in the main goroutine (a common way to park `main`), idle receivers.
+
+use crate::context::plural;
+use crate::{Context, Rule};
+use gostall_model::{Finding, FindingKind, GoState, Severity, Sym, WaitReason};
+use rustc_hash::FxHashSet;
+
+/// The goroutine-leak rule.
+pub struct GoroutineLeak;
+
+/// Pile-up size at one creation site that is a leak whatever the reason.
+const PILEUP: u64 = 1000;
+
+impl Rule for GoroutineLeak {
+    fn kind(&self) -> FindingKind {
+        FindingKind::GoroutineLeak
+    }
+
+    fn check(&self, cx: &Context<'_>) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let mut seen: FxHashSet<u32> = FxHashSet::default();
+        forever(cx, &mut out, &mut seen);
+        abandoned(cx, &mut out, &mut seen);
+        pileups(cx, &mut out, &mut seen);
+        waitgroups(cx, &mut out);
+        conds(cx, &mut out);
+        out
+    }
+}
+
+fn forever(cx: &Context<'_>, out: &mut Vec<Finding>, seen: &mut FxHashSet<u32>) {
+    let members = cx.select(|g, f| {
+        f.user_frame.is_some()
+            && g.state == GoState::Waiting
+            && match g.wait_reason {
+                Some(WaitReason::ChanReceiveNil | WaitReason::ChanSendNil) => true,
+                Some(WaitReason::SelectNoCases) => g.id != 1 && !g.locked_to_thread,
+                _ => false,
+            }
+    });
+    for (site, ms) in cx.by_site(&members) {
+        seen.extend(ms.iter().copied());
+        let reason = cx.g(ms[0]).wait_reason.unwrap_or(WaitReason::Other);
+        let n = cx.count(&ms);
+        let (what, advice) = match reason {
+            WaitReason::SelectNoCases => (
+                "wait in an empty `select {}`",
+                "An empty select blocks forever. Replace it with a wait on a context or a done channel so the goroutine can exit, or remove the goroutine.",
+            ),
+            _ => (
+                if reason == WaitReason::ChanSendNil { "send on a nil channel" } else { "receive from a nil channel" },
+                "Operations on a nil channel block forever. Initialise the channel (make) before use — typically in the constructor — or, if nil is meant to disable a select case, make sure another case can fire.",
+            ),
+        };
+        out.push(cx.finding(
+            FindingKind::GoroutineLeak,
+            Severity::Warning,
+            format!("{n} goroutine{} {what} and can never continue", plural(n)),
+            format!("These goroutines {what}: nothing any other goroutine does can wake them. Each one, and everything it references, is leaked for the life of the process."),
+            &ms,
+            Some(site),
+            vec![format!("{} in {} at {}{}", cx.id_list(&ms), reason.as_str(), cx.short(site), cx.minutes_suffix(&ms))],
+            advice,
+        ));
+    }
+}
+
+/// `main.f.func1` / `main.f.gowrap2` / `main.f.func1.3` → `main.f`.
+pub(crate) fn enclosing_function(name: &str) -> Option<&str> {
+    let mut cur = name;
+    let mut stripped = false;
+    loop {
+        let Some(dot) = cur.rfind('.') else { break };
+        let last = &cur[dot + 1..];
+        let is_closure = last.chars().all(|c| c.is_ascii_digit()) && !last.is_empty()
+            || ["func", "gowrap"].iter().any(|p| {
+                last.strip_prefix(p)
+                    .is_some_and(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()))
+            });
+        if !is_closure {
+            break;
+        }
+        cur = &cur[..dot];
+        stripped = true;
+    }
+    stripped.then_some(cur)
+}
+
+fn abandoned(cx: &Context<'_>, out: &mut Vec<Finding>, seen: &mut FxHashSet<u32>) {
+    let t = &cx.snap.tables;
+    let members = cx.select(|g, f| {
+        let Some(uf) = f.user_frame else { return false };
+        if !matches!(
+            g.wait_reason,
+            Some(WaitReason::ChanSend | WaitReason::ChanReceive)
+        ) {
+            return false;
+        }
+        let Some(cb) = g.created_by else { return false };
+        let creator: Sym = t.frame(cb.frame).function;
+        let func = t.str(t.frame(uf).function);
+        enclosing_function(func) == Some(t.str(creator)) && !cx.live_funcs.contains(&creator)
+    });
+    for (site, ms) in cx.by_site(&members) {
+        seen.extend(ms.iter().copied());
+        let g = cx.g(ms[0]);
+        let creator = g
+            .created_by
+            .map(|c| t.frame_ref(c.frame).function)
+            .unwrap_or("?");
+        let op = g.wait_reason.unwrap_or(WaitReason::Other);
+        let n = cx.count(&ms);
+        out.push(cx.finding(
+            FindingKind::GoroutineLeak,
+            if n >= PILEUP { Severity::Critical } else { Severity::Warning },
+            format!("{n} goroutine{} abandoned in {} after {creator} returned", plural(n), op.as_str()),
+            format!("{creator} started these goroutines and shared a channel with them, then returned (typically after a timeout or an error). Nobody else holds the channel, so their {} can never complete: they leak, one per call.", op.as_str()),
+            &ms,
+            Some(site),
+            vec![
+                format!("{} blocked in {} at {}{}", cx.id_list(&ms), op.as_str(), cx.short(site), cx.minutes_suffix(&ms)),
+                format!("created by {creator}, which is no longer on any goroutine's stack"),
+            ],
+            "Give the channel a buffer of 1 so the send completes even when nobody receives, or select on ctx.Done() alongside the send; cancel the work when the caller gives up.",
+        ));
+    }
+}
+
+fn pileups(cx: &Context<'_>, out: &mut Vec<Finding>, seen: &mut FxHashSet<u32>) {
+    let members = cx.select(|g, f| {
+        f.user_frame.is_some()
+            && g.created_by.is_some()
+            && matches!(
+                g.wait_reason,
+                Some(WaitReason::ChanSend | WaitReason::ChanReceive | WaitReason::Select)
+            )
+    });
+    let mut by_creator: rustc_hash::FxHashMap<_, Vec<u32>> = Default::default();
+    for i in members {
+        if seen.contains(&i) {
+            continue;
+        }
+        let g = cx.g(i);
+        by_creator
+            .entry((g.created_by.map(|c| c.frame), g.stack))
+            .or_default()
+            .push(i);
+    }
+    for ((creator, _), ms) in by_creator {
+        let n = cx.count(&ms);
+        if n < PILEUP {
+            continue;
+        }
+        let site = cx.facts(cx.g(ms[0])).user_frame;
+        let creator = creator.map(|c| cx.short(c)).unwrap_or_default();
+        let reason = cx
+            .g(ms[0])
+            .wait_reason
+            .unwrap_or(WaitReason::Other)
+            .as_str();
+        out.push(cx.finding(
+            FindingKind::GoroutineLeak,
+            Severity::Warning,
+            format!("{n} goroutines from one creation site are blocked in {reason}"),
+            "Thousands of goroutines started at the same place wait at the same channel operation. A pile-up of this size usually grows with traffic and never drains.".into(),
+            &ms,
+            site,
+            vec![format!("{n} goroutines created by {creator}, all blocked in {reason}{}", site.map(|s| format!(" at {}", cx.short(s))).unwrap_or_default())],
+            "Bound the number of goroutines (worker pool, semaphore) and make sure each one can exit: select on ctx.Done() next to every channel operation.",
+        ));
+    }
+}
+
+fn waitgroups(cx: &Context<'_>, out: &mut Vec<Finding>) {
+    let waiters = cx.select(|g, f| {
+        f.user_frame.is_some() && g.id != 0 && g.wait_reason == Some(WaitReason::WaitGroupWait)
+    });
+    let t = &cx.snap.tables;
+    let orphaned: Vec<u32> = waiters
+        .into_iter()
+        .filter(|&w| {
+            let g = cx.g(w);
+            if has_live_descendants(cx, g.id, g.id) {
+                return false;
+            }
+            // `go func() { wg.Wait(); close(out) }()`: the workers are the waiter's siblings.
+            let closure = cx
+                .facts(g)
+                .user_frame
+                .is_some_and(|f| enclosing_function(t.str(t.frame(f).function)).is_some());
+            match g.created_by.and_then(|c| c.goroutine) {
+                Some(parent) if closure => !has_live_descendants(cx, parent, g.id),
+                _ => true,
+            }
+        })
+        .collect();
+    for (site, ms) in cx.by_site(&orphaned) {
+        let n = cx.count(&ms);
+        let main = ms.iter().any(|&i| cx.g(i).id == 1);
+        out.push(cx.finding(
+            FindingKind::GoroutineLeak,
+            if main { Severity::Critical } else { Severity::Warning },
+            format!("WaitGroup.Wait can never return: every goroutine {} started has exited", if n == 1 { "it" } else { "they" }),
+            "The waiting goroutine started workers that have all finished, yet the WaitGroup counter is still above zero: an Add without its Done (an off-by-one Add, or a Done skipped on an early return). Nobody is left to call Done.".into(),
+            &ms,
+            Some(site),
+            vec![
+                format!("{} blocked in sync.WaitGroup.Wait at {}{}", cx.id_list(&ms), cx.short(site), cx.minutes_suffix(&ms)),
+                "no live goroutine was created by the waiter (directly or indirectly)".into(),
+            ],
+            "Call wg.Add(1) exactly once per goroutine, right before the go statement, and `defer wg.Done()` as the first line of the goroutine so every return path counts down.",
+        ));
+    }
+}
+
+/// Does goroutine `id` have a live application goroutine among its descendants (other than `except`)?
+fn has_live_descendants(cx: &Context<'_>, id: u64, except: u64) -> bool {
+    let mut stack = vec![id];
+    let mut visited = FxHashSet::default();
+    while let Some(p) = stack.pop() {
+        if !visited.insert(p) {
+            continue;
+        }
+        if let Some(kids) = cx.children.get(&p) {
+            for &k in kids {
+                let kg = cx.g(k);
+                if kg.id == except {
+                    continue;
+                }
+                if kg.state != GoState::Dead && cx.facts(kg).user_frame.is_some() {
+                    return true;
+                }
+                stack.push(kg.id);
+            }
+        }
+    }
+    false
+}
+
+fn conds(cx: &Context<'_>, out: &mut Vec<Finding>) {
+    let waiters =
+        cx.select(|g, f| f.user_frame.is_some() && g.wait_reason == Some(WaitReason::CondWait));
+    if waiters.is_empty() {
+        return;
+    }
+    let anyone = cx.snap.goroutines.iter().any(|g| {
+        cx.facts(g).user_frame.is_some()
+            && g.wait_reason != Some(WaitReason::CondWait)
+            && cx.progressing(g)
+    });
+    if anyone {
+        return;
+    }
+    for (site, ms) in cx.by_site(&waiters) {
+        let n = cx.count(&ms);
+        out.push(cx.finding(
+            FindingKind::GoroutineLeak,
+            Severity::Warning,
+            format!("{n} goroutine{} wait on a sync.Cond that nothing is left to signal", plural(n)),
+            "These goroutines wait in Cond.Wait, but no application goroutine is running, sleeping, or doing I/O that could later call Signal or Broadcast: the producer has exited or is blocked itself.".into(),
+            &ms,
+            Some(site),
+            vec![
+                format!("{} blocked in sync.Cond.Wait at {}{}", cx.id_list(&ms), cx.short(site), cx.minutes_suffix(&ms)),
+                "every other application goroutine is blocked on a lock, channel or WaitGroup".into(),
+            ],
+            "Make every exit path of the producer Broadcast (e.g. set a closed flag and Broadcast in a defer), or replace the Cond with a channel that the producer closes when it stops.",
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn closures() {
+        use super::enclosing_function as e;
+        assert_eq!(
+            e("main.fetchWithTimeout.func1"),
+            Some("main.fetchWithTimeout")
+        );
+        assert_eq!(e("main.f.func1.2"), Some("main.f"));
+        assert_eq!(e("main.main.gowrap1"), Some("main.main"));
+        assert_eq!(e("main.(*T).run.func3"), Some("main.(*T).run"));
+        assert_eq!(e("main.f"), None);
+    }
+}

@@ -1,0 +1,93 @@
+//! `thread_explosion`: far more OS threads than GOMAXPROCS.
+//!
+//! The thread count comes from the threadcreate profile when given, else from the highest M id in
+//! crash headers, else from the goroutines that each hold a thread (in syscalls, in cgo calls, or
+//! locked and blocked). A warning from [`WARN`] threads (or 8×GOMAXPROCS when known), critical from
+//! [`CRITICAL`] (Go aborts at 10000).
+
+use crate::{Context, Rule};
+use gostall_model::{Finding, FindingKind, GoState, Severity, WaitReason};
+
+/// The thread-explosion rule.
+pub struct ThreadExplosion;
+
+/// Threads that make a warning when GOMAXPROCS is unknown.
+pub const WARN: u64 = 64;
+/// Threads that make it critical.
+pub const CRITICAL: u64 = 1000;
+
+impl Rule for ThreadExplosion {
+    fn kind(&self) -> FindingKind {
+        FindingKind::ThreadExplosion
+    }
+
+    fn check(&self, cx: &Context<'_>) -> Vec<Finding> {
+        let p = &cx.snap.process;
+        let in_syscall =
+            cx.select(|g, _| g.state == GoState::Syscall && g.wait_reason != Some(WaitReason::Cgo));
+        let in_cgo = cx.select(|g, _| g.wait_reason == Some(WaitReason::Cgo));
+        let locked = cx.select(|g, _| g.locked_to_thread && g.state == GoState::Waiting);
+        let holders: Vec<u32> = in_syscall
+            .iter()
+            .chain(&in_cgo)
+            .chain(&locked)
+            .copied()
+            .collect();
+        let held = cx.count(&holders);
+        let (threads, how) = if let Some(n) = p.threads_created {
+            (n, "threadcreate profile")
+        } else if let Some(m) = p.max_m_id.filter(|&m| m + 1 >= held) {
+            (m + 1, "highest M id in the dump")
+        } else {
+            (held, "goroutines each holding an OS thread")
+        };
+        let limit = p
+            .gomaxprocs
+            .map(|n| (8 * u64::from(n)).max(32))
+            .unwrap_or(WARN);
+        if threads < limit {
+            return Vec::new();
+        }
+        let mut evidence = vec![format!("{threads} OS threads ({how})")];
+        if let Some(n) = p.gomaxprocs {
+            evidence.push(format!("GOMAXPROCS is {n}"));
+        }
+        evidence.push(format!(
+            "threads held by goroutines: {} in system calls, {} in cgo calls, {} locked to a thread and blocked",
+            cx.count(&in_syscall),
+            cx.count(&in_cgo),
+            cx.count(&locked)
+        ));
+        let sites = cx.by_site(&holders);
+        for (site, ms) in sites.iter().take(3) {
+            let g = cx.g(ms[0]);
+            let what = if g.locked_to_thread && g.state == GoState::Waiting {
+                "locked and blocked"
+            } else if g.wait_reason == Some(WaitReason::Cgo) {
+                "in cgo calls"
+            } else {
+                "in system calls"
+            };
+            evidence.push(format!(
+                "{} goroutines {what} at {}",
+                cx.count(ms),
+                cx.short(*site)
+            ));
+        }
+        let sev = if threads >= CRITICAL {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
+        vec![cx.finding(
+            FindingKind::ThreadExplosion,
+            sev,
+            format!("{threads} OS threads: far more than the program can run at once"),
+            "Every goroutine blocked in a system call or cgo call (or locked to its thread) keeps an OS thread, and the runtime creates new ones to keep running Go code. Threads cost memory and scheduler time, and Go aborts the process at 10000 (debug.SetMaxThreads).".into(),
+            &holders,
+            sites.first().map(|s| s.0),
+            evidence,
+            "Stop goroutines from blocking in the kernel or in C without bound: use netpoller-backed I/O (os.File, net.Conn) with deadlines, and cap concurrent blocking calls with a worker pool or semaphore sized to what the system can serve.",
+        )]
+    }
+}

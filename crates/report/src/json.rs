@@ -1,0 +1,203 @@
+//! The JSON report, schema `gostall/1` (documented in `docs/json.md`).
+//!
+//! Compatibility: fields may be added within `gostall/1`; renaming, removing or changing the meaning
+//! of a field bumps the schema to `gostall/2`.
+
+use crate::Report;
+use gostall_model::{FrameId, Goroutine, Snapshot, StackId};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+/// The schema id written in every document.
+pub const SCHEMA: &str = "gostall/1";
+
+#[derive(Serialize)]
+struct Doc<'a> {
+    schema: &'static str,
+    tool: Tool,
+    sources: &'a [gostall_model::SourceInfo],
+    process: &'a gostall_model::ProcessFacts,
+    summary: Summary,
+    findings: &'a [gostall_model::Finding],
+    #[serde(serialize_with = "ser_goroutines")]
+    goroutines: (&'a Snapshot, bool),
+    groups: Vec<Group<'a>>,
+}
+
+#[derive(Serialize)]
+struct Tool {
+    name: &'static str,
+    version: &'static str,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    goroutines: u64,
+    by_state: BTreeMap<String, u64>,
+    findings: BTreeMap<&'static str, usize>,
+}
+
+#[derive(Serialize)]
+struct JFrame<'a> {
+    function: &'a str,
+    file: &'a str,
+    line: u32,
+}
+
+#[derive(Serialize)]
+struct JCreatedBy<'a> {
+    function: &'a str,
+    file: &'a str,
+    line: u32,
+    goroutine: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct JGoroutine<'a> {
+    id: u64,
+    count: u32,
+    state: gostall_model::GoState,
+    wait_reason: Option<&'static str>,
+    raw_status: Option<&'a str>,
+    wait_minutes: Option<u32>,
+    locked_to_thread: bool,
+    stack_unavailable: bool,
+    flags: gostall_model::GoFlags,
+    synctest_bubble: Option<u64>,
+    labels: BTreeMap<&'a str, &'a str>,
+    stack: Vec<JFrame<'a>>,
+    elided_frames: Option<u32>,
+    created_by: Option<JCreatedBy<'a>>,
+    originating_from: Option<u64>,
+    m: Option<u64>,
+    source: u16,
+}
+
+#[derive(Serialize)]
+struct WaitRange {
+    min: u32,
+    max: u32,
+}
+
+#[derive(Serialize)]
+struct Group<'a> {
+    count: u64,
+    state: gostall_model::GoState,
+    wait_reason: Option<&'static str>,
+    wait_minutes: Option<WaitRange>,
+    locked_to_thread: u64,
+    goroutines: &'a [u64],
+    stack: Vec<JFrame<'a>>,
+}
+
+fn frames(snap: &Snapshot, stack: StackId) -> Vec<JFrame<'_>> {
+    snap.tables
+        .stack_frames(stack)
+        .map(|f| JFrame {
+            function: f.function,
+            file: f.file,
+            line: f.line,
+        })
+        .collect()
+}
+
+fn created_by(snap: &Snapshot, frame: FrameId, goroutine: Option<u64>) -> JCreatedBy<'_> {
+    let f = snap.tables.frame_ref(frame);
+    JCreatedBy {
+        function: f.function,
+        file: f.file,
+        line: f.line,
+        goroutine,
+    }
+}
+
+fn goroutine<'a>(snap: &'a Snapshot, g: &'a Goroutine) -> JGoroutine<'a> {
+    JGoroutine {
+        id: g.id,
+        count: g.count,
+        state: g.state,
+        wait_reason: g.wait_reason.map(|r| r.as_str()),
+        raw_status: g.raw_status.map(|s| snap.tables.str(s)),
+        wait_minutes: g.wait_minutes,
+        locked_to_thread: g.locked_to_thread,
+        stack_unavailable: g.stack_unavailable,
+        flags: g.flags,
+        synctest_bubble: g.synctest_bubble,
+        labels: g
+            .labels
+            .iter()
+            .map(|&(k, v)| (snap.tables.str(k), snap.tables.str(v)))
+            .collect(),
+        stack: frames(snap, g.stack),
+        elided_frames: (g.elided_frames != 0).then_some(g.elided_frames),
+        created_by: g.created_by.map(|c| created_by(snap, c.frame, c.goroutine)),
+        originating_from: g.originating_from,
+        m: g.m,
+        source: g.source,
+    }
+}
+
+fn ser_goroutines<S: serde::Serializer>(v: &(&Snapshot, bool), s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let (snap, include) = *v;
+    let mut seq = s.serialize_seq(Some(if include { snap.goroutines.len() } else { 0 }))?;
+    if include {
+        for g in &snap.goroutines {
+            seq.serialize_element(&goroutine(snap, g))?;
+        }
+    }
+    seq.end()
+}
+
+/// Writes the JSON document. `goroutines: false` leaves the per-goroutine list empty (groups still
+/// list every id), for very large programs.
+pub fn write(r: &Report<'_>, goroutines: bool, out: &mut dyn Write) -> io::Result<()> {
+    let snap = r.snap;
+    let mut by_state = BTreeMap::new();
+    for g in &snap.goroutines {
+        let key = serde_json::to_value(g.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        *by_state.entry(key).or_insert(0) += u64::from(g.count);
+    }
+    let mut findings = BTreeMap::new();
+    for f in &r.analysis.findings {
+        *findings.entry(f.severity.as_str()).or_insert(0) += 1;
+    }
+    let doc = Doc {
+        schema: SCHEMA,
+        tool: Tool {
+            name: "gostall",
+            version: env!("CARGO_PKG_VERSION"),
+        },
+        sources: &snap.sources,
+        process: &snap.process,
+        summary: Summary {
+            goroutines: snap.total_goroutines(),
+            by_state,
+            findings,
+        },
+        findings: &r.analysis.findings,
+        goroutines: (snap, goroutines),
+        groups: r
+            .analysis
+            .groups
+            .iter()
+            .map(|g| Group {
+                count: g.count,
+                state: g.state,
+                wait_reason: g.wait_reason.map(|r| r.as_str()),
+                wait_minutes: g.wait_minutes.map(|(min, max)| WaitRange { min, max }),
+                locked_to_thread: g.locked,
+                goroutines: &g.ids,
+                stack: frames(snap, g.stack),
+            })
+            .collect(),
+    };
+    let mut w = io::BufWriter::with_capacity(1 << 20, out);
+    serde_json::to_writer_pretty(&mut w, &doc).map_err(io::Error::from)?;
+    w.write_all(b"\n")?;
+    w.flush()
+}

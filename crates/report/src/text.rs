@@ -1,0 +1,345 @@
+//! The terminal report: findings first (most important first), then every goroutine group with its
+//! full stack. Nothing is cut silently: where a list is shortened, the report says by how much and
+//! where to see all of it.
+
+use crate::Report;
+use gostall_model::{Finding, GoState, Severity, Snapshot, WaitReason};
+use owo_colors::{OwoColorize, Style};
+use std::io::{self, Write};
+
+/// Text report options.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Use ANSI colours.
+    pub color: bool,
+    /// List goroutine groups after the findings.
+    pub groups: bool,
+    /// Goroutine ids listed per group before "+N more".
+    pub max_ids: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            color: false,
+            groups: true,
+            max_ids: 20,
+        }
+    }
+}
+
+struct Styles {
+    critical: Style,
+    warning: Style,
+    info: Style,
+    bold: Style,
+    dim: Style,
+    loc: Style,
+}
+
+impl Styles {
+    fn new(color: bool) -> Self {
+        if !color {
+            let s = Style::new();
+            return Styles {
+                critical: s,
+                warning: s,
+                info: s,
+                bold: s,
+                dim: s,
+                loc: s,
+            };
+        }
+        Styles {
+            critical: Style::new().bold().white().on_red(),
+            warning: Style::new().bold().black().on_yellow(),
+            info: Style::new().bold().black().on_cyan(),
+            bold: Style::new().bold(),
+            dim: Style::new().dimmed(),
+            loc: Style::new().cyan(),
+        }
+    }
+}
+
+/// Writes the terminal report.
+pub fn write(r: &Report<'_>, opts: &Options, out: &mut dyn Write) -> io::Result<()> {
+    let mut w = io::BufWriter::with_capacity(1 << 20, out);
+    let st = Styles::new(opts.color);
+    let snap = r.snap;
+    let findings = &r.analysis.findings;
+    let total = snap.total_goroutines();
+    let count = |s| findings.iter().filter(|f| f.severity == s).count();
+    let (c, wn, i) = (
+        count(Severity::Critical),
+        count(Severity::Warning),
+        count(Severity::Info),
+    );
+    let sources: Vec<String> = snap
+        .sources
+        .iter()
+        .map(|s| format!("{} ({})", s.name, kind_name(s.kind)))
+        .collect();
+    if c + wn == 0 {
+        writeln!(
+            w,
+            "{} no problems found in {total} goroutine{}{}",
+            "gostall:".style(st.bold),
+            if total == 1 { "" } else { "s" },
+            if i > 0 {
+                format!(" ({i} note{})", if i == 1 { "" } else { "s" })
+            } else {
+                String::new()
+            }
+        )?;
+    } else {
+        writeln!(
+            w,
+            "{} {} finding{} ({c} critical, {wn} warning{}) in {total} goroutines",
+            "gostall:".style(st.bold),
+            c + wn,
+            if c + wn == 1 { "" } else { "s" },
+            if i > 0 {
+                format!(", {i} info")
+            } else {
+                String::new()
+            }
+        )?;
+    }
+    writeln!(
+        w,
+        "  {}",
+        format!("from {}", sources.join(", ")).style(st.dim)
+    )?;
+    write_process(&mut w, snap, &st)?;
+    for s in &snap.sources {
+        for note in &s.skipped {
+            writeln!(w, "  {} {}: {note}", "skipped".style(st.warning), s.name)?;
+        }
+        if s.skipped_more > 0 {
+            writeln!(
+                w,
+                "  {} {}: {} more parts not understood",
+                "skipped".style(st.warning),
+                s.name,
+                s.skipped_more
+            )?;
+        }
+    }
+    for f in findings {
+        writeln!(w)?;
+        write_finding(&mut w, f, &st)?;
+    }
+    if opts.groups {
+        write_groups(&mut w, r, opts, &st)?;
+    }
+    w.flush()
+}
+
+fn write_process(w: &mut dyn Write, snap: &Snapshot, st: &Styles) -> io::Result<()> {
+    let p = &snap.process;
+    let mut facts = Vec::new();
+    if let Some(v) = &p.go_version {
+        facts.push(format!("Go {v}"));
+    }
+    if let Some(n) = p.gomaxprocs {
+        facts.push(format!("GOMAXPROCS {n}"));
+    }
+    if let Some(n) = p.threads_created {
+        facts.push(format!("{n} threads created"));
+    }
+    if let Some(s) = &p.signal {
+        facts.push(s.clone());
+    }
+    if let Some(e) = &p.fatal_error {
+        facts.push(format!("fatal error: {e}"));
+    }
+    if let Some(e) = &p.panic {
+        facts.push(format!("panic: {e}"));
+    }
+    if !facts.is_empty() {
+        writeln!(w, "  {}", facts.join(" · ").style(st.dim))?;
+    }
+    Ok(())
+}
+
+fn write_finding(w: &mut dyn Write, f: &Finding, st: &Styles) -> io::Result<()> {
+    let (label, style) = match f.severity {
+        Severity::Critical => (" CRITICAL ", st.critical),
+        Severity::Warning => (" WARNING ", st.warning),
+        Severity::Info => (" INFO ", st.info),
+    };
+    writeln!(
+        w,
+        "{} {} {}",
+        label.style(style),
+        f.kind.as_str().style(st.bold),
+        f.title.style(st.bold)
+    )?;
+    if let Some(l) = &f.location {
+        writeln!(
+            w,
+            "  {:<9}{}  {}",
+            "where",
+            l.function.style(st.loc),
+            format!("{}:{}", l.file, l.line).style(st.loc)
+        )?;
+    }
+    wrap(w, "why", &f.explanation)?;
+    for (k, e) in f.evidence.iter().enumerate() {
+        wrap(w, if k == 0 { "evidence" } else { "" }, &format!("• {e}"))?;
+    }
+    wrap(w, "fix", &f.advice)?;
+    Ok(())
+}
+
+/// Writes `label` then the text wrapped at 100 columns, continuation lines indented.
+fn wrap(w: &mut dyn Write, label: &str, text: &str) -> io::Result<()> {
+    const WIDTH: usize = 100;
+    let mut line = String::new();
+    let mut first = true;
+    let flush = |line: &mut String, first: &mut bool, w: &mut dyn Write| -> io::Result<()> {
+        writeln!(
+            w,
+            "  {:<9}{}",
+            if *first { label } else { "" },
+            line.trim_end()
+        )?;
+        *first = false;
+        line.clear();
+        Ok(())
+    };
+    for word in text.split(' ') {
+        if !line.is_empty() && line.len() + word.len() + 1 > WIDTH - 11 {
+            flush(&mut line, &mut first, w)?;
+            if !label.is_empty() || text.starts_with('•') {
+                line.push_str("  ");
+            }
+        }
+        line.push_str(word);
+        line.push(' ');
+    }
+    if !line.trim().is_empty() {
+        flush(&mut line, &mut first, w)?;
+    }
+    Ok(())
+}
+
+fn write_groups(w: &mut dyn Write, r: &Report<'_>, opts: &Options, st: &Styles) -> io::Result<()> {
+    let snap = r.snap;
+    let groups = &r.analysis.groups;
+    writeln!(w)?;
+    writeln!(
+        w,
+        "{}",
+        format!(
+            "Goroutines: {} in {} group{} of identical stacks",
+            snap.total_goroutines(),
+            groups.len(),
+            if groups.len() == 1 { "" } else { "s" }
+        )
+        .style(st.bold)
+    )?;
+    for g in groups {
+        let g0 = &snap.goroutines[g.members[0] as usize];
+        let mut status = match (g.state, g.wait_reason, g0.raw_status) {
+            (_, Some(WaitReason::Runtime | WaitReason::Other), Some(raw)) => {
+                snap.tables.str(raw).to_string()
+            }
+            (GoState::Waiting | GoState::Syscall, Some(r), _) => r.as_str().to_string(),
+            (s, _, _) => serde_state(s),
+        };
+        if let Some((lo, hi)) = g.wait_minutes {
+            if lo == hi {
+                status.push_str(&format!(", {lo} min"));
+            } else {
+                status.push_str(&format!(", {lo}–{hi} min"));
+            }
+        }
+        if g.locked > 0 {
+            status.push_str(", locked to thread");
+        }
+        let ids = if g.ids.is_empty() {
+            String::new()
+        } else {
+            let shown: Vec<String> = g
+                .ids
+                .iter()
+                .take(opts.max_ids)
+                .map(|i| i.to_string())
+                .collect();
+            let more = g.ids.len().saturating_sub(opts.max_ids);
+            format!(
+                "  {}: {}{}",
+                if g.ids.len() == 1 {
+                    "goroutine"
+                } else {
+                    "goroutines"
+                },
+                shown.join(" "),
+                if more > 0 {
+                    format!(" (+{more} more; --format json lists all)")
+                } else {
+                    String::new()
+                }
+            )
+        };
+        writeln!(w)?;
+        writeln!(
+            w,
+            "  {} × [{status}]{}",
+            g.count.style(st.bold),
+            ids.style(st.dim)
+        )?;
+        let frames: Vec<_> = snap.tables.stack_frames(g.stack).collect();
+        if frames.is_empty() {
+            let why = if g0.stack_unavailable {
+                "stack unavailable: running on another thread"
+            } else {
+                "no frames"
+            };
+            writeln!(w, "      {}", format!("({why})").style(st.dim))?;
+        }
+        for f in frames {
+            let user = gostall_goruntime::is_user_function(f.function);
+            let line = format!("      {}  {}:{}", f.function, f.file, f.line);
+            if user {
+                writeln!(w, "{}", line.style(st.loc))?;
+            } else {
+                writeln!(w, "{}", line.style(st.dim))?;
+            }
+        }
+        if g0.elided_frames != 0 {
+            writeln!(
+                w,
+                "      {}",
+                "... frames elided by the Go runtime ...".style(st.dim)
+            )?;
+        }
+        if let Some(cb) = g0.created_by {
+            let f = snap.tables.frame_ref(cb.frame);
+            writeln!(
+                w,
+                "      {}",
+                format!("created by {}  {}:{}", f.function, f.file, f.line).style(st.dim)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn serde_state(s: GoState) -> String {
+    format!("{s:?}").to_lowercase()
+}
+
+fn kind_name(k: gostall_model::SourceKind) -> &'static str {
+    use gostall_model::SourceKind::*;
+    match k {
+        GoroutineDump => "goroutine dump",
+        GoroutineDebug1 => "goroutine profile, debug=1",
+        PprofGoroutine => "pprof goroutine profile",
+        PprofMutex => "pprof mutex profile",
+        PprofBlock => "pprof block profile",
+        PprofThreadcreate => "pprof threadcreate profile",
+        PprofOther => "pprof profile (not used)",
+    }
+}
