@@ -224,6 +224,28 @@ pub fn is_accept(function: &str) -> bool {
     net_io_op(function) == Some("accept")
 }
 
+/// Lock-release functions: the mutex profile records contention where the holder unlocks, the block
+/// profile where the waiter waited, so these at the top of a sample's stack mark a mutex profile.
+pub fn is_unlock_function(f: &str) -> bool {
+    matches!(
+        f,
+        "sync.(*Mutex).Unlock"
+            | "sync.(*Mutex).unlockSlow"
+            | "internal/sync.(*Mutex).Unlock"
+            | "internal/sync.(*Mutex).unlockSlow"
+            | "sync.(*RWMutex).Unlock"
+            | "sync.(*RWMutex).RUnlock"
+            | "sync.(*RWMutex).rUnlockSlow"
+            | "sync.runtime_Semrelease"
+            | "internal/sync.runtime_Semrelease"
+            | "runtime.semrelease1"
+            | "runtime.unlock"
+            | "runtime.unlock2"
+            | "runtime.unlockWithRank"
+            | "runtime._LostContendedRuntimeLock"
+    )
+}
+
 /// Refines a wait reason using the stack (function names, innermost first). Go ≤ 1.23 prints
 /// `semacquire` for WaitGroup waits, and older versions do not distinguish RWMutex read and write
 /// locks; the frames do.

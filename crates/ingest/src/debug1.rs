@@ -4,7 +4,7 @@
 //! goroutine profile: total 6
 //! 3 @ 0x43d0e5 0x40731f 0x4a1c5e 0x46f9e1
 //! # labels: {"worker":"7"}
-//! #	0x4a1c5d	main.worker+0x3d	/src/app/main.go:10
+//! #<TAB>0x4a1c5d<TAB>main.worker+0x3d<TAB>/src/app/main.go:10
 //! ```
 //!
 //! Entries carry no goroutine ids or states; the state is inferred from the stack.

@@ -77,8 +77,7 @@ fn forever(cx: &Context<'_>, out: &mut Vec<Finding>, seen: &mut FxHashSet<u32>) 
 pub(crate) fn enclosing_function(name: &str) -> Option<&str> {
     let mut cur = name;
     let mut stripped = false;
-    loop {
-        let Some(dot) = cur.rfind('.') else { break };
+    while let Some(dot) = cur.rfind('.') {
         let last = &cur[dot + 1..];
         let is_closure = last.chars().all(|c| c.is_ascii_digit()) && !last.is_empty()
             || ["func", "gowrap"].iter().any(|p| {

@@ -186,7 +186,7 @@ fn binary_and_empty_inputs_are_errors() {
 #[test]
 fn huge_line_is_skipped_with_bounded_memory() {
     let mut data = b"goroutine 1 [sleep]:\nmain.a()\n\t/a.go:1 +0x1\n\n".to_vec();
-    data.extend(std::iter::repeat(b'x').take(10 << 20));
+    data.extend(std::iter::repeat_n(b'x', 10 << 20));
     data.extend_from_slice(b"\ngoroutine 2 [sleep]:\nmain.b()\n\t/b.go:2 +0x1\n");
     let snap = parse_str(std::str::from_utf8(&data).unwrap());
     assert_eq!(snap.goroutines.len(), 2);
