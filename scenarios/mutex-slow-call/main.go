@@ -24,10 +24,14 @@ type Profile struct {
 // ProfileBackend is the slow source of truth (a remote profile service).
 type ProfileBackend struct {
 	latency time.Duration
+	wedged  atomic.Bool // set when the upstream stops answering
 }
 
 func (b *ProfileBackend) FetchProfile(userID string) (Profile, error) {
-	// The upstream stopped responding; the client has no timeout.
+	if b.wedged.Load() {
+		// The upstream stopped responding; the client has no timeout.
+		time.Sleep(6 * time.Hour)
+	}
 	time.Sleep(b.latency)
 	return Profile{UserID: userID, Plan: "pro", Fetched: time.Now()}, nil
 }
@@ -77,20 +81,36 @@ func handleRequest(c *Cache, userID string, wg *sync.WaitGroup) {
 	_ = p
 }
 
-const requests = 40
+const (
+	warmRequests = 24
+	requests     = 40
+)
 
 func main() {
 	harness.Start()
 
-	cache := NewCache(&ProfileBackend{latency: 6 * time.Hour}, 5*time.Minute)
+	backend := &ProfileBackend{latency: 3 * time.Millisecond}
+	cache := NewCache(backend, 5*time.Minute)
+
+	// Normal traffic: misses serialise on the lock for a few milliseconds
+	// each, which is slow but gets through.
+	var warm sync.WaitGroup
+	for i := 0; i < warmRequests; i++ {
+		warm.Add(1)
+		go handleRequest(cache, fmt.Sprintf("user-%04d", i%12), &warm)
+	}
+	warm.Wait()
+
+	// The profile service wedges; the next miss holds the lock forever.
+	backend.wedged.Store(true)
 	var wg sync.WaitGroup
 	for i := 0; i < requests; i++ {
 		wg.Add(1)
-		go handleRequest(cache, fmt.Sprintf("user-%04d", i%17), &wg)
+		go handleRequest(cache, fmt.Sprintf("user-%04d", 100+i%17), &wg)
 	}
 
 	harness.WaitUntil("requests to queue on the cache lock", func() bool {
-		return requestsStarted.Load() == requests
+		return requestsStarted.Load() == warmRequests+requests
 	}, 200*time.Millisecond)
 	harness.Ready()
 

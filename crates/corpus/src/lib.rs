@@ -1,1 +1,266 @@
-//! placeholder
+//! Test support for the scenario corpus (`scenarios/`): installs a Go toolchain through
+//! `scripts/install-go.sh`, builds every scenario, runs one until it prints its readiness line, and
+//! captures what Go emits — the `debug=2`/`debug=1` dumps and goroutine/mutex/block/threadcreate
+//! profiles over HTTP, then the SIGQUIT dump with `GOTRACEBACK=all`.
+//!
+//! Used by the integration tests, the demo recorder and the benchmark scripts.
+#![deny(missing_docs)]
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Go versions the default test run uses: the oldest and the newest supported.
+pub const DEFAULT_VERSIONS: &[&str] = &["1.21.13", "1.27.3"];
+/// Every supported Go version.
+pub const ALL_VERSIONS: &[&str] = &[
+    "1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26.6", "1.27.3",
+];
+
+/// The corpus manifest (`scenarios/manifest.json`).
+#[derive(Debug, Deserialize)]
+pub struct Manifest {
+    /// Every scenario.
+    pub scenarios: Vec<Scenario>,
+}
+
+/// One scenario program and what gostall must find in it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Scenario {
+    /// Directory name under `scenarios/`.
+    pub name: String,
+    /// A healthy control: no warning or critical finding allowed.
+    #[serde(default)]
+    pub control: bool,
+    /// Needs cgo.
+    #[serde(default)]
+    pub cgo: bool,
+    /// Extra environment.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Whether the pprof endpoint answers once the pathology is in place.
+    #[serde(default = "yes")]
+    pub http: bool,
+    /// Findings that must be present.
+    #[serde(default)]
+    pub expect: Vec<Expect>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// An expected finding.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Expect {
+    /// Finding kind id, e.g. `lock_contention`.
+    pub kind: String,
+    /// Function of the finding's location.
+    pub function: String,
+}
+
+/// What one run of a scenario produced.
+#[derive(Debug, Default, Clone)]
+pub struct Captured {
+    /// SIGQUIT dump (stderr of the process).
+    pub sigquit: PathBuf,
+    /// `/debug/pprof/goroutine?debug=2`, when the endpoint answers.
+    pub debug2: Option<PathBuf>,
+    /// `/debug/pprof/goroutine?debug=1`.
+    pub debug1: Option<PathBuf>,
+    /// Goroutine profile (protobuf).
+    pub goroutine: Option<PathBuf>,
+    /// Mutex profile (protobuf).
+    pub mutex: Option<PathBuf>,
+    /// Block profile (protobuf).
+    pub block: Option<PathBuf>,
+    /// Threadcreate profile (protobuf).
+    pub threadcreate: Option<PathBuf>,
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crates/corpus is two levels below the root")
+        .to_path_buf()
+}
+
+/// Reads the manifest.
+pub fn manifest() -> Result<Manifest> {
+    let path = repo_root().join("scenarios/manifest.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Versions to test: `GOSTALL_GO_VERSIONS` (comma-separated, or `all`), else [`DEFAULT_VERSIONS`].
+pub fn versions_from_env() -> Vec<String> {
+    match std::env::var("GOSTALL_GO_VERSIONS") {
+        Ok(v) if v.trim() == "all" => ALL_VERSIONS.iter().map(|s| s.to_string()).collect(),
+        Ok(v) if !v.trim().is_empty() => v.split(',').map(|s| s.trim().to_string()).collect(),
+        _ => DEFAULT_VERSIONS.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// Installs (if needed) and returns the GOROOT of a Go version, through `scripts/install-go.sh`.
+pub fn goroot(version: &str) -> Result<PathBuf> {
+    let script = repo_root().join("scripts/install-go.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(version)
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !out.status.success() {
+        bail!("{} {version} failed", script.display());
+    }
+    let root = String::from_utf8(out.stdout)?.trim().to_string();
+    Ok(PathBuf::from(root))
+}
+
+/// Where build outputs for a version go: `target/corpus/VERSION`.
+pub fn work_dir(version: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    target.join("corpus").join(version)
+}
+
+/// Builds every scenario with a Go version into `work_dir(version)/bin`; returns that directory.
+pub fn build(version: &str) -> Result<PathBuf> {
+    let root = goroot(version)?;
+    let dir = work_dir(version);
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin)?;
+    let go = root.join("bin/go");
+    let status = Command::new(&go)
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg("./...")
+        .current_dir(repo_root().join("scenarios"))
+        .env("GOROOT", &root)
+        .env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOCACHE", dir.join("gocache"))
+        .env("GOPATH", dir.join("gopath"))
+        .env("CGO_ENABLED", "1")
+        .env("PATH", path_with(&root.join("bin")))
+        .status()
+        .with_context(|| format!("running {}", go.display()))?;
+    if !status.success() {
+        bail!("go build of the scenario corpus failed with Go {version}");
+    }
+    Ok(bin)
+}
+
+fn path_with(dir: &Path) -> std::ffi::OsString {
+    let mut p = dir.as_os_str().to_owned();
+    if let Some(old) = std::env::var_os("PATH") {
+        p.push(":");
+        p.push(old);
+    }
+    p
+}
+
+/// Kills the child on drop, so a failing test never leaves a scenario running.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs a built scenario until ready, captures every artifact into `out_dir`, and stops it with
+/// SIGQUIT.
+pub fn capture(bin_dir: &Path, sc: &Scenario, out_dir: &Path) -> Result<Captured> {
+    std::fs::create_dir_all(out_dir)?;
+    let exe = bin_dir.join(&sc.name);
+    let sigquit = out_dir.join("sigquit.txt");
+    let stderr = std::fs::File::create(&sigquit)?;
+    let mut cmd = Command::new(&exe);
+    cmd.env("GOTRACEBACK", "all")
+        .envs(&sc.env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr);
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", exe.display()))?;
+    let mut guard = Guard(child);
+    let stdout = guard.0.stdout.take().expect("piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(addr) = line.strip_prefix("GOSTALL_READY pprof=") {
+                let _ = tx.send(addr.trim().to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .map_err(|_| anyhow!("{}: no GOSTALL_READY line within 60 s", sc.name))?;
+    // Let the goroutine that printed the line park again before anything is captured.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut cap = Captured {
+        sigquit: sigquit.clone(),
+        ..Captured::default()
+    };
+    if sc.http {
+        let mut get = |path: &str, file: &str| -> Result<PathBuf> {
+            let body = http_get(&addr, path, Duration::from_secs(20))
+                .with_context(|| format!("{}: GET {path}", sc.name))?;
+            let p = out_dir.join(file);
+            std::fs::write(&p, body)?;
+            Ok(p)
+        };
+        cap.debug2 = Some(get("/debug/pprof/goroutine?debug=2", "debug2.txt")?);
+        cap.debug1 = Some(get("/debug/pprof/goroutine?debug=1", "debug1.txt")?);
+        cap.goroutine = Some(get("/debug/pprof/goroutine", "goroutine.pb.gz")?);
+        cap.mutex = Some(get("/debug/pprof/mutex", "mutex.pb.gz")?);
+        cap.block = Some(get("/debug/pprof/block", "block.pb.gz")?);
+        cap.threadcreate = Some(get("/debug/pprof/threadcreate", "threadcreate.pb.gz")?);
+    }
+    let pid = nix::unistd::Pid::from_raw(guard.0.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGQUIT)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if guard.0.try_wait()?.is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("{}: did not exit within 30 s of SIGQUIT", sc.name);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(cap)
+}
+
+/// A minimal HTTP/1.0 GET (the server closes the connection, so no chunking).
+pub fn http_get(addr: &str, path: &str, timeout: Duration) -> Result<Vec<u8>> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| anyhow!("no HTTP header end"))?;
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    if !head.starts_with("HTTP/1.") || !head.split(' ').nth(1).is_some_and(|c| c == "200") {
+        bail!("unexpected response: {}", head.lines().next().unwrap_or(""));
+    }
+    Ok(buf[split + 4..].to_vec())
+}

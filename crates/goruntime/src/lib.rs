@@ -168,9 +168,12 @@ pub fn is_cgo_wrapper(function: &str) -> bool {
         || function.starts_with("_cgo")
 }
 
-/// The runtime's entry into a cgo call.
+/// A frame that shows a goroutine is in a cgo call: the runtime's entry (`runtime.cgocall`, shown
+/// in crash dumps) or the generated trampoline (`main._Cfunc_x`, the innermost frame `debug=2`
+/// prints).
 pub fn is_cgocall(function: &str) -> bool {
     matches!(function, "runtime.cgocall" | "runtime.asmcgocall")
+        || function[package_of(function).len()..].starts_with("._Cfunc_")
 }
 
 /// Functions through which a goroutine enters a raw system call that holds its OS thread.

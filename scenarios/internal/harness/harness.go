@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	_ "net/http/pprof" // registers /debug/pprof/ on http.DefaultServeMux
 	"os"
 	"runtime"
 	"sync"
+	"syscall"
 	"time"
+	"unsafe"
 )
 
 var (
@@ -31,20 +34,44 @@ func Start() {
 		os.Exit(1)
 	}
 	addr = ln.Addr().String()
-	srv := &http.Server{Handler: http.DefaultServeMux}
-	// Started directly so that the serving goroutine has no harness frame.
-	go srv.Serve(ln)
+	// Not `go srv.Serve(ln)`: a go statement with arguments makes the compiler
+	// wrap the call in a function of this package (harness.Start.func1 up to
+	// Go 1.21, harness.Start.gowrap1 from 1.22), which would then show up as
+	// the first non-stdlib frame of the accept loop. httptest.Server starts
+	// the serving goroutine itself, so its stack is stdlib-only.
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.DefaultServeMux}}
+	srv.Start()
 }
 
 // Addr returns the pprof listen address (host:port).
 func Addr() string { return addr }
 
-// Ready prints the readiness line exactly once and flushes stdout.
+// Ready prints the readiness line exactly once.
+//
+// The line goes out with a raw write(2) on fd 1 rather than through os.Stdout:
+// a raw system call does not release the calling goroutine's P, so a scenario
+// that must keep every P busy (tight-loops) cannot lose its P to sysmon's
+// syscall retake while it reports readiness. os.Stdout is unbuffered, so
+// there is nothing to flush.
 func Ready() {
 	readyOnce.Do(func() {
-		fmt.Fprintf(os.Stdout, "GOSTALL_READY pprof=%s\n", addr)
-		_ = os.Stdout.Sync()
+		writeStdout([]byte("GOSTALL_READY pprof=" + addr + "\n"))
 	})
+}
+
+func writeStdout(b []byte) {
+	for len(b) > 0 {
+		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, 1, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		switch {
+		case errno == syscall.EINTR:
+			continue
+		case errno != 0:
+			// e.g. EAGAIN on a non-blocking stdout: let the os package wait.
+			_, _ = os.Stdout.Write(b)
+			return
+		}
+		b = b[n:]
+	}
 }
 
 // WaitUntil polls cond every few milliseconds until it holds, then sleeps for
