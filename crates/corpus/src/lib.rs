@@ -217,7 +217,7 @@ pub fn capture(bin_dir: &Path, sc: &Scenario, out_dir: &Path) -> Result<Captured
         ..Captured::default()
     };
     if sc.http {
-        let mut get = |path: &str, file: &str| -> Result<PathBuf> {
+        let get = |path: &str, file: &str| -> Result<PathBuf> {
             let body = http_get(&addr, path, Duration::from_secs(20))
                 .with_context(|| format!("{}: GET {path}", sc.name))?;
             let p = out_dir.join(file);
@@ -259,7 +259,7 @@ pub fn http_get(addr: &str, path: &str, timeout: Duration) -> Result<Vec<u8>> {
         .position(|w| w == b"\r\n\r\n")
         .ok_or_else(|| anyhow!("no HTTP header end"))?;
     let head = String::from_utf8_lossy(&buf[..split]).to_string();
-    if !head.starts_with("HTTP/1.") || !head.split(' ').nth(1).is_some_and(|c| c == "200") {
+    if !head.starts_with("HTTP/1.") || head.split(' ').nth(1).is_none_or(|c| c != "200") {
         bail!("unexpected response: {}", head.lines().next().unwrap_or(""));
     }
     Ok(buf[split + 4..].to_vec())
