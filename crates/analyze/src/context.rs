@@ -226,11 +226,12 @@ impl<'a> Context<'a> {
 
     /// "goroutines 5, 6, 7 and 37 more" — ids listed up to a bound, the rest counted.
     pub fn id_list(&self, members: &[u32]) -> String {
-        let ids: Vec<u64> = members
+        let mut ids: Vec<u64> = members
             .iter()
             .map(|&i| self.g(i).id)
             .filter(|&id| id != 0)
             .collect();
+        ids.sort_unstable();
         let total = self.count(members);
         if ids.is_empty() {
             return format!("{total} goroutine{}", plural(total));

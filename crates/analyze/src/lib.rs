@@ -54,6 +54,7 @@ pub fn all_rules() -> Vec<Box<dyn Rule>> {
 pub fn analyze(snap: &Snapshot) -> Analysis {
     let cx = Context::new(snap);
     let mut findings: Vec<Finding> = all_rules().iter().flat_map(|r| r.check(&cx)).collect();
+    drop_subsumed(&mut findings);
     rank(&mut findings);
     Analysis {
         findings,
@@ -69,5 +70,23 @@ pub fn rank(findings: &mut [Finding]) {
             .then(b.goroutine_count.cmp(&a.goroutine_count))
             .then(a.kind.cmp(&b.kind))
             .then(a.title.cmp(&b.title))
+    });
+}
+
+/// A lock pile-up whose goroutines are all part of a reported deadlock says nothing new: the
+/// deadlock is the cause. Drop it.
+fn drop_subsumed(findings: &mut Vec<Finding>) {
+    let in_deadlock: std::collections::HashSet<u64> = findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::Deadlock)
+        .flat_map(|f| f.goroutines.iter().copied())
+        .collect();
+    if in_deadlock.is_empty() {
+        return;
+    }
+    findings.retain(|f| {
+        f.kind != FindingKind::LockContention
+            || f.goroutines.is_empty()
+            || !f.goroutines.iter().all(|g| in_deadlock.contains(g))
     });
 }

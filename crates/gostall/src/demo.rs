@@ -1,34 +1,35 @@
 //! `gostall demo`: diagnoses real artifacts recorded from the scenario corpus and embedded in the
-//! binary, so the first run needs nothing but the repository. `scripts/record-demo.sh` re-records
-//! them.
+//! binary, so the first run needs nothing but the repository. Re-record them with
+//! `cargo run -p gostall-corpus --example record-demo`.
 
-use crate::{emit, OutputArgs};
+use crate::{emit, Format, OutputArgs};
 use anyhow::Result;
 use std::process::ExitCode;
 
-/// One embedded artifact.
-struct Artifact {
+/// One recorded case: several artifacts of one process, diagnosed together.
+struct Demo {
     title: &'static str,
-    name: &'static str,
-    bytes: &'static [u8],
+    files: &'static [(&'static str, &'static [u8])],
 }
 
 include!(concat!(env!("CARGO_MANIFEST_DIR"), "/demo/demo.rs"));
 
 pub(crate) fn run(out: &OutputArgs) -> Result<ExitCode> {
     let mut worst = ExitCode::SUCCESS;
-    for (i, a) in ARTIFACTS.iter().enumerate() {
-        if matches!(out.format, crate::Format::Text) {
+    for (i, d) in DEMOS.iter().enumerate() {
+        if matches!(out.format, Format::Text) {
             println!(
-                "{}── demo {}/{}: {} ──",
+                "{}━━ demo {}/{} ━━ {}",
                 if i == 0 { "" } else { "\n" },
                 i + 1,
-                ARTIFACTS.len(),
-                a.title
+                DEMOS.len(),
+                d.title
             );
         }
         let mut snap = gostall_ingest::new_snapshot();
-        gostall_ingest::ingest_reader(a.name, a.bytes, &mut snap)?;
+        for (name, bytes) in d.files {
+            gostall_ingest::ingest_reader(name, *bytes, &mut snap)?;
+        }
         let code = emit(&snap, out)?;
         if code != ExitCode::SUCCESS {
             worst = code;

@@ -74,8 +74,9 @@ impl Rule for LockContention {
                     .map(|f| f.function.to_string())
                     .unwrap_or_default();
                 evidence.push(format!(
-                    "goroutine {} is inside the same function at {at}, in {what} ({inner}): likely holding the lock",
-                    hg.id
+                    "goroutine {} is also inside {} and not waiting for the lock: now at {at}, in {what} ({inner}) — likely the holder",
+                    hg.id,
+                    cx.func(site_func)
                 ));
                 if holder_desc.is_empty() {
                     holder_desc = format!(" The likely holder (goroutine {}) is in {what} inside the critical section.", hg.id);
