@@ -1,0 +1,3 @@
+module example.com/binfmtprog
+
+go 1.21
