@@ -40,7 +40,8 @@ pub struct GInfo {
 pub struct Context<'a> {
     /// The snapshot under analysis.
     pub snap: &'a Snapshot,
-    facts: FxHashMap<StackId, StackFacts>,
+    /// Facts of each stack that some goroutine has, indexed by stack id.
+    facts: Vec<Option<StackFacts>>,
     /// Every function on any goroutine's stack.
     pub live_funcs: FxHashSet<Sym>,
     /// User function → goroutines (indices) that have it on their stack.
@@ -61,7 +62,7 @@ impl<'a> Context<'a> {
     pub fn new(snap: &'a Snapshot) -> Self {
         let mut cx = Context {
             snap,
-            facts: FxHashMap::default(),
+            facts: Vec::new(),
             live_funcs: FxHashSet::default(),
             by_user_func: FxHashMap::default(),
             by_id: FxHashMap::default(),
@@ -70,15 +71,43 @@ impl<'a> Context<'a> {
             has_network: false,
             empty: StackFacts::default(),
         };
+        cx.facts.resize(snap.tables.sizes().2, None);
+        // Per-goroutine work indexes into per-stack data; maps are touched once per distinct stack.
+        // User function → its goroutine list, in order of first appearance.
+        let mut user_lists: Vec<(Sym, Vec<u32>)> = Vec::new();
+        let mut list_of: FxHashMap<Sym, u32> = FxHashMap::default();
+        // Stack id → indices into `user_lists` of its user functions.
+        let mut stack_lists: Vec<Vec<u32>> = vec![Vec::new(); cx.facts.len()];
         for (i, g) in snap.goroutines.iter().enumerate() {
             let i = i as u32;
-            if !cx.facts.contains_key(&g.stack) {
-                let f = cx.stack_facts(g.stack);
-                cx.facts.insert(g.stack, f);
+            let s = g.stack.0 as usize;
+            if s >= cx.facts.len() {
+                cx.facts.resize(s + 1, None);
+                stack_lists.resize(s + 1, Vec::new());
             }
-            let f = &cx.facts[&g.stack];
-            for &s in &f.user_funcs {
-                cx.by_user_func.entry(s).or_default().push(i);
+            if cx.facts[s].is_none() {
+                let f = cx.stack_facts(g.stack);
+                stack_lists[s] = f
+                    .user_funcs
+                    .iter()
+                    .map(|&func| {
+                        *list_of.entry(func).or_insert_with(|| {
+                            user_lists.push((func, Vec::new()));
+                            (user_lists.len() - 1) as u32
+                        })
+                    })
+                    .collect();
+                if f.depth > 0 {
+                    // The same set, in the same order of insertion, as walking every goroutine.
+                    for &fr in snap.tables.stack(g.stack) {
+                        cx.live_funcs.insert(snap.tables.frame(fr).function);
+                    }
+                }
+                cx.facts[s] = Some(f);
+            }
+            let f = cx.facts[s].as_ref().expect("computed above");
+            for &l in &stack_lists[s] {
+                user_lists[l as usize].1.push(i);
             }
             if f.net_op.is_some() || g.wait_reason == Some(WaitReason::IoWait) {
                 cx.has_network = true;
@@ -93,14 +122,8 @@ impl<'a> Context<'a> {
                 cx.children.entry(c).or_default().push(i);
             }
         }
-        for g in &snap.goroutines {
-            if let Some(f) = cx.facts.get(&g.stack) {
-                if f.depth > 0 {
-                    for &fr in snap.tables.stack(g.stack) {
-                        cx.live_funcs.insert(snap.tables.frame(fr).function);
-                    }
-                }
-            }
+        for (func, list) in user_lists {
+            cx.by_user_func.insert(func, list);
         }
         cx
     }
@@ -152,7 +175,10 @@ impl<'a> Context<'a> {
 
     /// Facts of a goroutine's stack.
     pub fn facts(&self, g: &Goroutine) -> &StackFacts {
-        self.facts.get(&g.stack).unwrap_or(&self.empty)
+        match self.facts.get(g.stack.0 as usize) {
+            Some(Some(f)) => f,
+            _ => &self.empty,
+        }
     }
 
     /// Per-goroutine facts.

@@ -98,6 +98,8 @@ pub struct GoBinary<'a> {
     relative: OnceLock<Vec<(u64, u64)>>,
     /// File bytes of the `PT_DYNAMIC` segment.
     dynamic: Option<&'a [u8]>,
+    /// `(p_vaddr, p_offset)` of the first `PT_LOAD` segment.
+    first_load: Option<(u64, u64)>,
 }
 
 impl std::fmt::Debug for GoBinary<'_> {
@@ -175,6 +177,7 @@ impl<'a> GoBinary<'a> {
 
         let mut memory = Memory::default();
         let mut dynamic = None;
+        let mut first_load = None;
         for ph in elf.elf_program_headers() {
             if ph.p_type(endian) == elf::PT_DYNAMIC {
                 dynamic = ph.data(endian, data).ok();
@@ -182,6 +185,7 @@ impl<'a> GoBinary<'a> {
             if ph.p_type(endian) != elf::PT_LOAD {
                 continue;
             }
+            first_load.get_or_insert((ph.p_vaddr(endian), ph.p_offset(endian)));
             let Ok(seg) = ph.data(endian, data) else {
                 continue;
             };
@@ -215,6 +219,7 @@ impl<'a> GoBinary<'a> {
             symbols: OnceLock::new(),
             relative: OnceLock::new(),
             dynamic,
+            first_load,
         };
         bin.build_info = buildinfo::find(&bin);
         let go_sections = [
@@ -239,6 +244,13 @@ impl<'a> GoBinary<'a> {
 
     /// Whether the executable is position-independent (`ET_DYN`): its runtime addresses are the
     /// link-time ones plus a load bias.
+    /// `(p_vaddr, p_offset)` of the first `PT_LOAD` segment: with the address where that part of
+    /// the file is mapped in a process, it gives a PIE's load bias.
+    pub fn first_load_segment(&self) -> Option<(u64, u64)> {
+        self.first_load
+    }
+
+    /// Whether the binary is position-independent (`ET_DYN`): its addresses need a load bias.
     pub fn is_pie(&self) -> bool {
         self.pie
     }

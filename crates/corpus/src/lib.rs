@@ -134,29 +134,73 @@ pub fn work_dir(version: &str) -> PathBuf {
     target.join("corpus").join(version)
 }
 
+/// How the corpus is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// `go build` defaults: non-PIE, cgo enabled.
+    Default,
+    /// `-buildmode=pie`.
+    Pie,
+    /// `CGO_ENABLED=0` (scenarios that need cgo are skipped).
+    NoCgo,
+}
+
+impl Variant {
+    /// Directory name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Default => "bin",
+            Variant::Pie => "bin-pie",
+            Variant::NoCgo => "bin-nocgo",
+        }
+    }
+}
+
 /// Builds every scenario with a Go version into `work_dir(version)/bin`; returns that directory.
 pub fn build(version: &str) -> Result<PathBuf> {
+    build_variant(version, Variant::Default)
+}
+
+/// Builds every scenario in a variant into `work_dir(version)/<variant>`; returns that directory.
+pub fn build_variant(version: &str, variant: Variant) -> Result<PathBuf> {
     let root = goroot(version)?;
     let dir = work_dir(version);
-    let bin = dir.join("bin");
+    let bin = dir.join(variant.name());
     std::fs::create_dir_all(&bin)?;
     let go = root.join("bin/go");
-    let status = Command::new(&go)
-        .args(["build", "-o"])
+    let mut cmd = Command::new(&go);
+    cmd.arg("build");
+    if variant == Variant::Pie {
+        cmd.arg("-buildmode=pie");
+    }
+    let mut pkgs = vec!["./...".to_string()];
+    if variant == Variant::NoCgo {
+        pkgs = manifest()?
+            .scenarios
+            .iter()
+            .filter(|s| !s.cgo)
+            .map(|s| format!("./{}", s.name))
+            .collect();
+    }
+    let status = cmd
+        .arg("-o")
         .arg(&bin)
-        .arg("./...")
+        .args(&pkgs)
         .current_dir(repo_root().join("scenarios"))
         .env("GOROOT", &root)
         .env("GOTOOLCHAIN", "local")
         .env("GOFLAGS", "-mod=mod")
         .env("GOCACHE", dir.join("gocache"))
         .env("GOPATH", dir.join("gopath"))
-        .env("CGO_ENABLED", "1")
+        .env(
+            "CGO_ENABLED",
+            if variant == Variant::NoCgo { "0" } else { "1" },
+        )
         .env("PATH", path_with(&root.join("bin")))
         .status()
         .with_context(|| format!("running {}", go.display()))?;
     if !status.success() {
-        bail!("go build of the scenario corpus failed with Go {version}");
+        bail!("go build of the scenario corpus ({variant:?}) failed with Go {version}");
     }
     Ok(bin)
 }
@@ -170,34 +214,44 @@ fn path_with(dir: &Path) -> std::ffi::OsString {
     p
 }
 
-/// Kills the child on drop, so a failing test never leaves a scenario running.
-struct Guard(Child);
+/// A running scenario; killed on drop, so a failing test never leaves one behind.
+pub struct Running {
+    child: Child,
+    /// Address of its pprof endpoint.
+    pub addr: String,
+}
 
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+impl Running {
+    /// Process id.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
     }
 }
 
-/// Runs a built scenario until ready, captures every artifact into `out_dir`, and stops it with
-/// SIGQUIT.
-pub fn capture(bin_dir: &Path, sc: &Scenario, out_dir: &Path) -> Result<Captured> {
-    std::fs::create_dir_all(out_dir)?;
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a built scenario and waits until its pathology is in place. Its stderr goes to `stderr`.
+pub fn start(bin_dir: &Path, sc: &Scenario, stderr: Stdio) -> Result<Running> {
     let exe = bin_dir.join(&sc.name);
-    let sigquit = out_dir.join("sigquit.txt");
-    let stderr = std::fs::File::create(&sigquit)?;
     let mut cmd = Command::new(&exe);
     cmd.env("GOTRACEBACK", "all")
         .envs(&sc.env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(stderr);
-    let child = cmd
+    let mut child = cmd
         .spawn()
         .with_context(|| format!("starting {}", exe.display()))?;
-    let mut guard = Guard(child);
-    let stdout = guard.0.stdout.take().expect("piped");
+    let stdout = child.stdout.take().expect("piped");
+    let mut running = Running {
+        child,
+        addr: String::new(),
+    };
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
@@ -207,11 +261,22 @@ pub fn capture(bin_dir: &Path, sc: &Scenario, out_dir: &Path) -> Result<Captured
             }
         }
     });
-    let addr = rx
+    running.addr = rx
         .recv_timeout(Duration::from_secs(60))
         .map_err(|_| anyhow!("{}: no GOSTALL_READY line within 60 s", sc.name))?;
     // Let the goroutine that printed the line park again before anything is captured.
     std::thread::sleep(Duration::from_millis(300));
+    Ok(running)
+}
+
+/// Runs a built scenario until ready, captures every artifact into `out_dir`, and stops it with
+/// SIGQUIT.
+pub fn capture(bin_dir: &Path, sc: &Scenario, out_dir: &Path) -> Result<Captured> {
+    std::fs::create_dir_all(out_dir)?;
+    let sigquit = out_dir.join("sigquit.txt");
+    let stderr = std::fs::File::create(&sigquit)?;
+    let mut guard = start(bin_dir, sc, Stdio::from(stderr))?;
+    let addr = guard.addr.clone();
     let mut cap = Captured {
         sigquit: sigquit.clone(),
         ..Captured::default()
@@ -231,11 +296,11 @@ pub fn capture(bin_dir: &Path, sc: &Scenario, out_dir: &Path) -> Result<Captured
         cap.block = Some(get("/debug/pprof/block", "block.pb.gz")?);
         cap.threadcreate = Some(get("/debug/pprof/threadcreate", "threadcreate.pb.gz")?);
     }
-    let pid = nix::unistd::Pid::from_raw(guard.0.id() as i32);
+    let pid = nix::unistd::Pid::from_raw(guard.pid());
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGQUIT)?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if guard.0.try_wait()?.is_some() {
+        if guard.child.try_wait()?.is_some() {
             break;
         }
         if Instant::now() > deadline {

@@ -35,8 +35,22 @@ enum Command {
     /// combine into one diagnosis. Inputs are recognised by content; `-` reads standard input.
     Diagnose {
         /// Goroutine dumps and pprof profiles (gzipped or not); `-` for standard input.
-        #[arg(required = true, value_name = "INPUT")]
+        #[arg(
+            value_name = "INPUT",
+            required_unless_present = "pid",
+            conflicts_with = "pid"
+        )]
         inputs: Vec<PathBuf>,
+        #[command(flatten)]
+        live: LiveArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// List every goroutine of a live Go process with its full stack, grouped by identical stacks —
+    /// like a debug=2 dump, but complete, and without running anything in the target.
+    Dump {
+        #[command(flatten)]
+        live: LiveArgs,
         #[command(flatten)]
         out: OutputArgs,
     },
@@ -45,6 +59,35 @@ enum Command {
         #[command(flatten)]
         out: OutputArgs,
     },
+}
+
+#[derive(clap::Args, Clone)]
+struct LiveArgs {
+    /// Read this live process's memory (no agent, no restart; nothing is written to it).
+    #[arg(long, value_name = "PID")]
+    pid: Option<i32>,
+    /// Freeze every thread of the target while reading (a consistent view, and stacks of running
+    /// goroutines); the target is always resumed, at the latest after --pause-cap.
+    #[arg(long, requires = "pid")]
+    pause: bool,
+    /// Longest the target may stay frozen with --pause, in milliseconds.
+    #[arg(long, default_value_t = 500, value_name = "MS", requires = "pause")]
+    pause_cap: u64,
+    /// Interval between the two scheduler samples used to detect starvation, in milliseconds
+    /// (0: one sample).
+    #[arg(long, default_value_t = 100, value_name = "MS", requires = "pid")]
+    sample_interval: u64,
+}
+
+impl LiveArgs {
+    fn read(&self, pid: i32) -> Result<Snapshot> {
+        let opts = gostall_extract::live::LiveOptions {
+            pause: self.pause,
+            pause_cap: std::time::Duration::from_millis(self.pause_cap),
+            sample_interval: std::time::Duration::from_millis(self.sample_interval),
+        };
+        Ok(gostall_extract::live::snapshot_pid(pid, &opts)?)
+    }
 }
 
 #[derive(clap::Args, Clone)]
@@ -64,6 +107,9 @@ struct OutputArgs {
     /// Leave the per-goroutine list out of the JSON report (groups still list every id).
     #[arg(long)]
     no_goroutines: bool,
+    /// Report goroutines only, no findings (`gostall dump`).
+    #[arg(skip)]
+    dump_only: bool,
 }
 
 #[derive(Copy, Clone, ValueEnum)]
@@ -98,12 +144,27 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Diagnose { inputs, out } => {
+        Command::Diagnose { inputs, live, out } => {
+            if let Some(pid) = live.pid {
+                let snap = live.read(pid)?;
+                return emit(&snap, &out);
+            }
             let mut snap = gostall_ingest::new_snapshot();
             for input in &inputs {
                 gostall_ingest::ingest_path(input, &mut snap)
                     .with_context(|| format!("reading {}", input.display()))?;
             }
+            emit(&snap, &out)
+        }
+        Command::Dump { live, out } => {
+            let pid = live.pid.context(
+                "gostall dump needs --pid PID (to read a dump file, use gostall diagnose FILE)",
+            )?;
+            let snap = live.read(pid)?;
+            let out = OutputArgs {
+                dump_only: true,
+                ..out
+            };
             emit(&snap, &out)
         }
         Command::Demo { out } => demo::run(&out),
@@ -112,7 +173,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 /// Analyses and reports one snapshot; returns the exit code `--fail-on` asks for.
 fn emit(snap: &Snapshot, out: &OutputArgs) -> Result<ExitCode> {
-    let analysis = gostall_analyze::analyze(snap);
+    let mut analysis = gostall_analyze::analyze(snap);
+    if out.dump_only {
+        analysis.findings.clear();
+    }
     let report = gostall_report::Report {
         snap,
         analysis: &analysis,

@@ -213,6 +213,9 @@ fn flush(snap: &mut Snapshot, source: u16, profile: &str, e: Option<Entry>) -> u
         originating_from: None,
         labels: e.labels,
         m: None,
+        wait_ns: None,
+        waiting_on: None,
+        thread: None,
         source,
     });
     1

@@ -13,10 +13,11 @@
 use crate::{note_skipped, IngestError};
 use gostall_goruntime as rt;
 use gostall_model::{
-    CreatedBy, Frame, FrameId, GoFlags, GoState, Goroutine, Snapshot, StackId, Sym,
+    CreatedBy, Frame, FrameId, GoFlags, GoState, Goroutine, Snapshot, StackId, Sym, WaitReason,
 };
 use rustc_hash::FxHashMap;
 use std::io::Read;
+use std::sync::mpsc;
 
 /// Size of the read buffer.
 const BLOCK: usize = 4 << 20;
@@ -87,16 +88,30 @@ struct Pending {
     header_line: u64,
 }
 
+/// A goroutine's state and wait reason once its stack has been taken into account.
+type Refined = (GoState, Option<WaitReason>);
+
 /// Parser state across lines.
 struct Parser<'s> {
     snap: &'s mut Snapshot,
     source: u16,
     name: &'s str,
     cur: Option<Pending>,
-    /// Cache from the raw bytes of `function\0file:line` to the interned frame: one hash lookup per
-    /// frame on the hot path instead of three.
+    /// Cache from the raw bytes of a frame (function name and `file:line` text, see [`Parser::key`])
+    /// to the interned frame: one hash lookup per frame on the hot path.
     frame_cache: FxHashMap<Box<[u8]>, FrameId>,
+    /// The function line whose file line comes next, not interned yet: the name's length (4 bytes,
+    /// little endian) then the name; the file line appends its `file:line` text to make the
+    /// [`Parser::frame_cache`] key. Valid while `name_pending`.
     key: Vec<u8>,
+    /// `key` holds a function name that is not interned yet. Any line other than its file line
+    /// interns it first ([`Parser::flush_name`]), so strings are interned in input order.
+    name_pending: bool,
+    /// Status text → its meaning and interned text.
+    status_cache: FxHashMap<Box<[u8]>, (rt::Status, Sym)>,
+    /// (stack, state, reason as printed) → state and reason refined by the stack.
+    refine_cache: FxHashMap<(StackId, GoState, Option<WaitReason>), Refined>,
+    in_goroutine: memchr::memmem::FinderRev<'static>,
     goroutines: usize,
     line_no: u64,
     /// Stack ids of `runtime.goexit`-only tails are common; keep the frame vec allocation.
@@ -104,6 +119,9 @@ struct Parser<'s> {
 }
 
 /// Parses a text goroutine dump from a stream into the snapshot.
+///
+/// Input larger than one block is read on the calling thread while a second thread parses the
+/// previous block, so reading (a copy out of the page cache) overlaps parsing.
 pub fn parse(
     name: &str,
     mut reader: impl Read,
@@ -117,57 +135,82 @@ pub fn parse(
         cur: None,
         frame_cache: FxHashMap::default(),
         key: Vec::with_capacity(256),
+        name_pending: false,
+        status_cache: FxHashMap::default(),
+        refine_cache: FxHashMap::default(),
+        in_goroutine: memchr::memmem::FinderRev::new(b" in goroutine "),
         goroutines: 0,
         line_no: 0,
         spare_frames: Vec::with_capacity(64),
     };
-    let mut buf = vec![0u8; BLOCK];
-    let mut filled = 0usize; // bytes valid in buf
-    let mut bytes = 0u64;
+    let io = |source| IngestError::Io {
+        name: name.to_string(),
+        source,
+    };
     let mut skipping_long = false;
-    loop {
-        let n = read_full(&mut reader, &mut buf[filled..]).map_err(|source| IngestError::Io {
-            name: name.to_string(),
-            source,
-        })?;
-        bytes += n as u64;
-        filled += n;
-        let eof = n == 0;
-        let mut start = 0usize;
-        let data = &buf[..filled];
-        for nl in memchr::memchr_iter(b'\n', data) {
-            let line = &data[start..nl];
-            start = nl + 1;
-            if skipping_long {
-                skipping_long = false;
-                continue;
+    let mut buf = vec![0u8; BLOCK];
+    let n = read_full(&mut reader, &mut buf).map_err(io)?;
+    let mut bytes = n as u64;
+    let (first, mut carry) = cut(buf, n, n == 0, &mut skipping_long);
+    if matches!(first.tail, Tail::Eof { .. }) {
+        // Small input: all of it is in the first block.
+        p.block(&first);
+    } else {
+        let mut read_error = None;
+        p = std::thread::scope(|scope| {
+            let (to_parser, blocks) = mpsc::sync_channel::<Block>(1);
+            let (give_back, returned) = mpsc::channel::<Vec<u8>>();
+            let parser = scope.spawn(move || {
+                for b in blocks {
+                    p.block(&b);
+                    // The reader may be gone after an error; the buffer is then simply dropped.
+                    let _ = give_back.send(b.buf);
+                }
+                p
+            });
+            let mut buffers = 1; // allocated so far: at most READ_BUFFERS
+            let mut cur = first;
+            loop {
+                let mut next = match returned.try_recv() {
+                    Ok(b) => b,
+                    Err(_) if buffers < READ_BUFFERS => {
+                        buffers += 1;
+                        vec![0u8; BLOCK]
+                    }
+                    Err(_) => match returned.recv() {
+                        Ok(b) => b,
+                        Err(_) => break, // the parser thread panicked; join() reports it
+                    },
+                };
+                // Keep the incomplete last line for the next block.
+                let filled = carry.len();
+                next[..filled].copy_from_slice(&cur.buf[carry]);
+                if to_parser.send(cur).is_err() {
+                    break;
+                }
+                let n = match read_full(&mut reader, &mut next[filled..]) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        read_error = Some(e);
+                        break;
+                    }
+                };
+                bytes += n as u64;
+                let eof = n == 0;
+                (cur, carry) = cut(next, filled + n, eof, &mut skipping_long);
+                if eof {
+                    let _ = to_parser.send(cur);
+                    break;
+                }
             }
-            p.line(line);
-        }
-        if eof {
-            if start < filled && !skipping_long {
-                let line = buf[start..filled].to_vec();
-                p.line(&line);
+            drop(to_parser);
+            match parser.join() {
+                Ok(p) => p,
+                Err(panic) => std::panic::resume_unwind(panic),
             }
-            break;
-        }
-        // Keep the incomplete last line.
-        let rest = filled - start;
-        if rest >= MAX_LINE || (start == 0 && filled == buf.len()) {
-            // A line longer than any Go dump line: drop it, and what follows up to its newline.
-            if !skipping_long {
-                p.line_no += 1;
-                let at = p.line_no;
-                note_skipped(p.snap, source, || {
-                    format!("line {at}: longer than {MAX_LINE} bytes, skipped")
-                });
-                p.finish();
-            }
-            skipping_long = true;
-            filled = 0;
-        } else {
-            buf.copy_within(start..filled, 0);
-            filled = rest;
+        });
+        if let Some(e) = read_error {
+            return Err(io(e));
         }
     }
     p.finish_at_eof();
@@ -180,6 +223,74 @@ pub fn parse(
         s.goroutines += p.goroutines;
     }
     Ok(stats)
+}
+
+/// Read buffers in flight: one being filled, one queued, one being parsed.
+const READ_BUFFERS: usize = 3;
+
+/// A block of input, cut the way the reading loop always cuts: complete lines, then what follows
+/// the last newline.
+struct Block {
+    buf: Vec<u8>,
+    /// Complete lines end here (just after the last newline).
+    lines_end: usize,
+    /// Valid bytes in `buf`.
+    filled: usize,
+    /// The first line is the end of a long line being skipped.
+    skip_first: bool,
+    tail: Tail,
+}
+
+/// What follows the complete lines of a block.
+#[derive(Clone, Copy)]
+enum Tail {
+    /// An incomplete line, carried over to the next block.
+    Carried,
+    /// A line longer than [`MAX_LINE`] starts here: it is skipped (and noted).
+    LongLine,
+    /// A long line already noted goes on.
+    StillSkipping,
+    /// End of input; `last_line` when a last line without a newline is to be parsed.
+    Eof { last_line: bool },
+}
+
+/// Cuts a filled buffer into a [`Block`] and the range of the incomplete last line to carry over.
+/// `skipping_long` is the state of long-line skipping across blocks.
+fn cut(
+    buf: Vec<u8>,
+    filled: usize,
+    eof: bool,
+    skipping_long: &mut bool,
+) -> (Block, std::ops::Range<usize>) {
+    let lines_end = memchr::memrchr(b'\n', &buf[..filled]).map_or(0, |i| i + 1);
+    let skip_first = *skipping_long;
+    if lines_end > 0 {
+        // The skipped line ends at the first newline.
+        *skipping_long = false;
+    }
+    let (tail, carry) = if eof {
+        let last_line = lines_end < filled && !*skipping_long;
+        (Tail::Eof { last_line }, 0..0)
+    } else if filled - lines_end >= MAX_LINE || (lines_end == 0 && filled == buf.len()) {
+        // A line longer than any Go dump line: drop it, and what follows up to its newline.
+        let tail = if *skipping_long {
+            Tail::StillSkipping
+        } else {
+            Tail::LongLine
+        };
+        *skipping_long = true;
+        (tail, 0..0)
+    } else {
+        (Tail::Carried, lines_end..filled)
+    };
+    let block = Block {
+        buf,
+        lines_end,
+        filled,
+        skip_first,
+        tail,
+    };
+    (block, carry)
 }
 
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -196,6 +307,34 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 impl Parser<'_> {
+    /// Parses the lines of one block.
+    fn block(&mut self, b: &Block) {
+        let data = &b.buf[..b.lines_end];
+        let mut start = 0usize;
+        let mut skip = b.skip_first;
+        for nl in memchr::memchr_iter(b'\n', data) {
+            let line = &data[start..nl];
+            start = nl + 1;
+            if skip {
+                skip = false;
+                continue;
+            }
+            self.line(line);
+        }
+        match b.tail {
+            Tail::Eof { last_line: true } => self.line(&b.buf[b.lines_end..b.filled]),
+            Tail::LongLine => {
+                self.line_no += 1;
+                let at = self.line_no;
+                note_skipped(self.snap, self.source, || {
+                    format!("line {at}: longer than {MAX_LINE} bytes, skipped")
+                });
+                self.finish();
+            }
+            Tail::Carried | Tail::StillSkipping | Tail::Eof { last_line: false } => {}
+        }
+    }
+
     fn line(&mut self, mut line: &[u8]) {
         self.line_no += 1;
         if let [rest @ .., b'\r'] = line {
@@ -203,6 +342,7 @@ impl Parser<'_> {
         }
         let Some(&first) = line.first() else {
             // Blank line: ends a goroutine.
+            self.flush_name();
             self.finish();
             return;
         };
@@ -210,6 +350,7 @@ impl Parser<'_> {
             self.tab_line(&line[1..]);
             return;
         }
+        self.flush_name();
         if first == b'g' {
             if let Some((id, rest)) = parse_header_prefix(line) {
                 self.finish();
@@ -229,6 +370,14 @@ impl Parser<'_> {
 
     /// A line starting with a tab: a file line, or the "stack unavailable" note.
     fn tab_line(&mut self, rest: &[u8]) {
+        if self.name_pending {
+            let cur = self.cur.as_ref().expect("a pending name has a goroutine");
+            if cur.expect_created_file.is_none() && !cur.in_ancestor {
+                self.frame_line(rest);
+                return;
+            }
+            self.flush_name();
+        }
         let Some(cur) = self.cur.as_mut() else {
             return;
         };
@@ -256,18 +405,40 @@ impl Parser<'_> {
         if cur.in_ancestor {
             return;
         }
-        let (file_bytes, line) = split_file_line(rest);
-        // Hot path: one lookup keyed by function id + file:line bytes.
-        self.key.clear();
-        self.key.extend_from_slice(&func.0.to_le_bytes());
-        self.key.extend_from_slice(file_bytes);
-        self.key.extend_from_slice(&line.to_le_bytes());
+        // A function line interned earlier (an elision marker came in between): no cache.
+        let (file, line) = split_file_line(rest);
+        let file = self.snap.tables.intern_bytes(file);
+        let id = self.snap.tables.intern_frame(Frame {
+            function: func,
+            file,
+            line,
+        });
+        push_frame(cur, id);
+    }
+
+    /// Hot path: the file line right after a function line. One cache lookup keyed by the raw
+    /// function name and `file:line` text; only new frames are interned.
+    fn frame_line(&mut self, rest: &[u8]) {
+        if rest.starts_with(b"goroutine running on other thread") {
+            // Not a file line after all.
+            self.flush_name();
+            let cur = self.cur.as_mut().expect("present");
+            cur.g.stack_unavailable = true;
+            return;
+        }
+        let loc = &rest[..loc_end(rest)];
+        self.name_pending = false;
+        let name_len = self.key.len();
+        self.key.extend_from_slice(loc);
         let id = match self.frame_cache.get(self.key.as_slice()) {
             Some(&id) => id,
             None => {
-                let file = self.snap.tables.intern_bytes(file_bytes);
+                let name = &self.key[4..name_len];
+                let function = self.snap.tables.intern_bytes(name);
+                let (file, line) = split_loc(loc);
+                let file = self.snap.tables.intern_bytes(file);
                 let id = self.snap.tables.intern_frame(Frame {
-                    function: func,
+                    function,
                     file,
                     line,
                 });
@@ -275,10 +446,20 @@ impl Parser<'_> {
                 id
             }
         };
-        if cur.frames.len() < MAX_FRAMES {
-            cur.frames.push(id);
-        } else {
-            cur.g.elided_frames = cur.g.elided_frames.saturating_add(1);
+        let cur = self.cur.as_mut().expect("present");
+        cur.func = None;
+        push_frame(cur, id);
+    }
+
+    /// Interns the function name of the last function line, if it is still pending.
+    #[inline]
+    fn flush_name(&mut self) {
+        if self.name_pending {
+            self.name_pending = false;
+            let func = self.snap.tables.intern_bytes(&self.key[4..]);
+            if let Some(cur) = self.cur.as_mut() {
+                cur.func = Some(func);
+            }
         }
     }
 
@@ -287,7 +468,7 @@ impl Parser<'_> {
     fn body_line(&mut self, line: &[u8]) -> bool {
         let cur = self.cur.as_mut().expect("checked by caller");
         if let Some(rest) = line.strip_prefix(b"created by ") {
-            let (func, creator) = match memchr::memmem::rfind(rest, b" in goroutine ") {
+            let (func, creator) = match self.in_goroutine.rfind(rest) {
                 Some(i) => (&rest[..i], parse_u64(&rest[i + 14..])),
                 None => (rest, None),
             };
@@ -327,8 +508,13 @@ impl Parser<'_> {
         }
         // A function line: `pkg.Func(args)` or `pkg.Func(...)`; in ancestor sections `pkg.Func(...)`.
         if let Some(func) = function_name(line) {
-            let func = self.snap.tables.intern_bytes(func);
-            self.cur.as_mut().expect("present").func = Some(func);
+            // Interned at its file line (or by the next line of any other kind).
+            self.key.clear();
+            self.key
+                .extend_from_slice(&(func.len() as u32).to_le_bytes());
+            self.key.extend_from_slice(func);
+            self.name_pending = true;
+            cur.func = None;
             return true;
         }
         false
@@ -379,6 +565,9 @@ impl Parser<'_> {
             originating_from: None,
             labels: Vec::new(),
             m: None,
+            wait_ns: None,
+            waiting_on: None,
+            thread: None,
             source: self.source,
         };
         // Optional crash fields before the bracket: gp=0x… m=N|nil mp=0x…
@@ -417,12 +606,20 @@ impl Parser<'_> {
                 break;
             }
         }
-        let status_str = String::from_utf8_lossy(status);
-        let st = rt::parse_status(&status_str);
+        let (st, raw) = match self.status_cache.get(status) {
+            Some(&hit) => hit,
+            None => {
+                let status_str = String::from_utf8_lossy(status);
+                let st = rt::parse_status(&status_str);
+                let raw = self.snap.tables.intern(&status_str);
+                self.status_cache.insert(status.into(), (st, raw));
+                (st, raw)
+            }
+        };
         g.state = st.state;
         g.wait_reason = st.wait_reason;
         g.flags.durable = st.durable;
-        g.raw_status = Some(self.snap.tables.intern(&status_str));
+        g.raw_status = Some(raw);
         for part in parts {
             let part = trim(part);
             if part == b"locked to thread" {
@@ -502,6 +699,7 @@ impl Parser<'_> {
 
     /// Completes the goroutine being built and adds it to the snapshot.
     fn finish(&mut self) {
+        self.flush_name();
         let Some(mut cur) = self.cur.take() else {
             return;
         };
@@ -512,40 +710,25 @@ impl Parser<'_> {
             });
         }
         cur.g.stack = self.snap.tables.intern_stack(&cur.frames);
-        if let Some(reason) = cur.g.wait_reason {
-            let tables = &self.snap.tables;
-            let funcs = cur
-                .frames
-                .iter()
-                .map(|&f| tables.str(tables.frame(f).function));
-            cur.g.wait_reason = Some(rt::refine_wait_reason(reason, funcs));
-        } else if cur.g.state == GoState::Unknown {
-            let tables = &self.snap.tables;
-            let funcs = cur
-                .frames
-                .iter()
-                .map(|&f| tables.str(tables.frame(f).function));
-            if let Some((state, reason)) = rt::infer_from_stack(funcs) {
-                cur.g.state = state;
-                cur.g.wait_reason = reason;
+        // The refinement depends only on the stack and the printed status: once per distinct pair.
+        let key = (cur.g.stack, cur.g.state, cur.g.wait_reason);
+        let (state, reason) = match self.refine_cache.get(&key) {
+            Some(&hit) => hit,
+            None => {
+                let r = refine(&self.snap.tables, &cur.frames, key.1, key.2);
+                self.refine_cache.insert(key, r);
+                r
             }
-        }
-        if cur.g.state == GoState::Syscall {
-            let tables = &self.snap.tables;
-            if cur
-                .frames
-                .iter()
-                .any(|&f| rt::is_cgocall(tables.str(tables.frame(f).function)))
-            {
-                cur.g.wait_reason = Some(gostall_model::WaitReason::Cgo);
-            }
-        }
+        };
+        cur.g.state = state;
+        cur.g.wait_reason = reason;
         self.snap.goroutines.push(cur.g);
         self.goroutines += 1;
         self.spare_frames = cur.frames;
     }
 
     fn finish_at_eof(&mut self) {
+        self.flush_name();
         if let Some(cur) = &self.cur {
             if cur.func.is_some() || cur.expect_created_file.is_some() {
                 let (id, name) = (cur.g.id, self.name.to_string());
@@ -556,6 +739,42 @@ impl Parser<'_> {
         }
         self.finish();
     }
+}
+
+/// Adds a frame to the goroutine being built, counting frames past [`MAX_FRAMES`] as elided.
+#[inline]
+fn push_frame(cur: &mut Pending, id: FrameId) {
+    if cur.frames.len() < MAX_FRAMES {
+        cur.frames.push(id);
+    } else {
+        cur.g.elided_frames = cur.g.elided_frames.saturating_add(1);
+    }
+}
+
+/// State and wait reason of a goroutine given its stack and the state and reason its header printed.
+fn refine(
+    tables: &gostall_model::Tables,
+    frames: &[FrameId],
+    mut state: GoState,
+    mut wait_reason: Option<WaitReason>,
+) -> Refined {
+    let funcs = frames.iter().map(|&f| tables.str(tables.frame(f).function));
+    if let Some(reason) = wait_reason {
+        wait_reason = Some(rt::refine_wait_reason(reason, funcs));
+    } else if state == GoState::Unknown {
+        if let Some((s, reason)) = rt::infer_from_stack(funcs) {
+            state = s;
+            wait_reason = reason;
+        }
+    }
+    if state == GoState::Syscall
+        && frames
+            .iter()
+            .any(|&f| rt::is_cgocall(tables.str(tables.frame(f).function)))
+    {
+        wait_reason = Some(WaitReason::Cgo);
+    }
+    (state, wait_reason)
 }
 
 fn trim(mut s: &[u8]) -> &[u8] {
@@ -571,9 +790,21 @@ fn trim(mut s: &[u8]) -> &[u8] {
 /// The function name of a frame line `name(args)`: everything before the `(` that opens the final
 /// parenthesised argument list. Rejects lines that do not have that shape.
 fn function_name(line: &[u8]) -> Option<&[u8]> {
-    if line.last() != Some(&b')') {
+    let [body @ .., b')'] = line else {
         return None;
-    }
+    };
+    // Fast path: the argument list holds no parentheses (as Go prints it), so its `(` is the last
+    // one on the line.
+    let open = match last_open_paren(body) {
+        Some(i) => i,
+        None => return function_name_nested(line),
+    };
+    let name = &line[..open];
+    valid_function_name(name).then_some(name)
+}
+
+/// The general form of [`function_name`]: matches parentheses from the end of the line.
+fn function_name_nested(line: &[u8]) -> Option<&[u8]> {
     let mut depth = 0i32;
     for i in (0..line.len()).rev() {
         match line[i] {
@@ -582,14 +813,7 @@ fn function_name(line: &[u8]) -> Option<&[u8]> {
                 depth -= 1;
                 if depth == 0 {
                     let name = &line[..i];
-                    if name.is_empty()
-                        || name.contains(&b' ')
-                        || name.contains(&b'\t')
-                        || !(name.contains(&b'.') || name == b"panic")
-                    {
-                        return None;
-                    }
-                    return Some(name);
+                    return valid_function_name(name).then_some(name);
                 }
             }
             _ => {}
@@ -598,13 +822,84 @@ fn function_name(line: &[u8]) -> Option<&[u8]> {
     None
 }
 
+/// A function name has no blank, and a `.` (or is the bare `panic`).
+#[inline]
+fn valid_function_name(name: &[u8]) -> bool {
+    let (mut blank, mut dot) = (0u64, 0u64);
+    let mut words = name.chunks_exact(8);
+    for w in &mut words {
+        let w = word(w);
+        blank |= bytes_eq(w, b' ') | bytes_eq(w, b'\t');
+        dot |= bytes_eq(w, b'.');
+    }
+    for &b in words.remainder() {
+        blank |= u64::from(b == b' ' || b == b'\t');
+        dot |= u64::from(b == b'.');
+    }
+    blank == 0 && !name.is_empty() && (dot != 0 || name == b"panic")
+}
+
+/// The index of the last `(` in `s` when no `)` follows it; `None` when a `)` comes first or there
+/// is no `(`.
+#[inline]
+fn last_open_paren(s: &[u8]) -> Option<usize> {
+    let mut end = s.len();
+    while end >= 8 {
+        let w = word(&s[end - 8..end]);
+        let m = bytes_eq(w, b'(') | bytes_eq(w, b')');
+        if m != 0 {
+            let i = end - 8 + (63 - m.leading_zeros() as usize) / 8;
+            return (s[i] == b'(').then_some(i);
+        }
+        end -= 8;
+    }
+    for i in (0..end).rev() {
+        match s[i] {
+            b'(' => return Some(i),
+            b')' => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Eight bytes as a little-endian word (byte `i` of the slice is byte `i` of the word).
+#[inline]
+fn word(b: &[u8]) -> u64 {
+    u64::from_le_bytes(b[..8].try_into().expect("eight bytes"))
+}
+
+/// `0x80` in every byte of `w` that equals `b`, `0` in the others (exact: no carries across bytes).
+#[inline]
+fn bytes_eq(w: u64, b: u8) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let x = w ^ (ONES * u64::from(b));
+    !((x & LOW7).wrapping_add(LOW7) | x | LOW7)
+}
+
 /// Splits `path/to/file.go:123 +0x1f fp=… sp=… pc=…` into the path and line.
 fn split_file_line(rest: &[u8]) -> (&[u8], u32) {
-    // The location ends at " +0x" (offset) or at the first " fp=" / end of line.
-    let end = memchr::memmem::find(rest, b" +0x")
-        .or_else(|| memchr::memmem::find(rest, b" fp="))
-        .unwrap_or(rest.len());
-    let loc = trim(&rest[..end]);
+    split_loc(&rest[..loc_end(rest)])
+}
+
+/// Where the location of a file line ends: at the first ` +0x` (offset), else at the first ` fp=`,
+/// else at the end of the line.
+#[inline]
+fn loc_end(rest: &[u8]) -> usize {
+    match memchr::memchr(b' ', rest) {
+        // The common case: the first blank starts the offset.
+        Some(i) if rest[i + 1..].starts_with(b"+0x") => i,
+        Some(_) => memchr::memmem::find(rest, b" +0x")
+            .or_else(|| memchr::memmem::find(rest, b" fp="))
+            .unwrap_or(rest.len()),
+        None => rest.len(),
+    }
+}
+
+/// Splits a location `path/to/file.go:123` into the path and line.
+fn split_loc(loc: &[u8]) -> (&[u8], u32) {
+    let loc = trim(loc);
     match memchr::memrchr(b':', loc) {
         Some(i) => {
             let line = parse_u64(&loc[i + 1..])
@@ -622,3 +917,177 @@ fn split_file_line(rest: &[u8]) -> (&[u8], u32) {
 
 #[cfg(test)]
 mod tests;
+
+/// The fast paths against the plain definitions they replace, and input spread over many blocks.
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// `function_name` as first written: parenthesis matching from the end, byte by byte.
+    fn function_name_reference(line: &[u8]) -> Option<&[u8]> {
+        if line.last() != Some(&b')') {
+            return None;
+        }
+        let mut depth = 0i32;
+        for i in (0..line.len()).rev() {
+            match line[i] {
+                b')' => depth += 1,
+                b'(' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        let name = &line[..i];
+                        if name.is_empty()
+                            || name.contains(&b' ')
+                            || name.contains(&b'\t')
+                            || !(name.contains(&b'.') || name == b"panic")
+                        {
+                            return None;
+                        }
+                        return Some(name);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// `loc_end` as first written: the first ` +0x`, else the first ` fp=`, else the end.
+    fn loc_end_reference(rest: &[u8]) -> usize {
+        memchr::memmem::find(rest, b" +0x")
+            .or_else(|| memchr::memmem::find(rest, b" fp="))
+            .unwrap_or(rest.len())
+    }
+
+    proptest! {
+        #[test]
+        fn function_name_matches_reference(line in "[a.( )\t\\[\\]{}*px0,?]{0,40}") {
+            let line = line.as_bytes();
+            prop_assert_eq!(function_name(line), function_name_reference(line));
+        }
+
+        #[test]
+        fn loc_end_matches_reference(rest in "[ +0xfp=a:1]{0,40}") {
+            let rest = rest.as_bytes();
+            prop_assert_eq!(loc_end(rest), loc_end_reference(rest));
+        }
+    }
+
+    #[test]
+    fn function_names_of_real_frames() {
+        for (line, name) in [
+            (&b"main.main()"[..], Some(&b"main.main"[..])),
+            (
+                b"main.(*T).Run(0xc000010000, {0x4a1b2c, 0x3})",
+                Some(b"main.(*T).Run"),
+            ),
+            (b"example.com/x.F[...](...)", Some(b"example.com/x.F[...]")),
+            (b"panic({0x48a0e0?, 0x4d1f10?})", Some(b"panic")),
+            (b"main.f(g(1))", Some(b"main.f")),
+            (b"not a frame (x)", None),
+            (b"created by main.main in goroutine 1", None),
+        ] {
+            assert_eq!(
+                function_name(line),
+                name,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+            assert_eq!(function_name(line), function_name_reference(line));
+        }
+    }
+
+    #[test]
+    fn bytes_eq_is_exact() {
+        for b in 0..=255u8 {
+            for other in [0u8, 1, 0x7f, 0x80, 0x81, 0xff, b.wrapping_add(1), b ^ 0x80] {
+                for pos in 0..8 {
+                    let mut bytes = [other; 8];
+                    bytes[pos] = b;
+                    let m = bytes_eq(u64::from_le_bytes(bytes), b);
+                    let want: u64 = (0..8)
+                        .filter(|&i| bytes[i] == b)
+                        .map(|i| 0x80u64 << (8 * i))
+                        .sum();
+                    assert_eq!(m, want, "byte {b:#x} among {other:#x} at {pos}");
+                }
+            }
+        }
+    }
+
+    /// Many blocks (parsed on a second thread), goroutines cut across block boundaries, and a long
+    /// line in the middle: every goroutine is read in order, and the skip is noted once, at its line.
+    #[test]
+    fn input_of_many_blocks() {
+        let goroutine = |id: u64| {
+            format!(
+                "goroutine {id} gp=0xc000102000 m=nil [chan receive, 3 minutes]:\n\
+                 runtime.gopark(0x0?, 0x0?, 0x0?, 0x0?, 0x0?)\n\
+                 \t/usr/local/go/src/runtime/proc.go:474 +0xca fp=0xc0001 sp=0xc0002 pc=0x4793ea\n\
+                 main.worker({id:#x}, 0x2)\n\
+                 \t/app/main.go:{} +0x1f fp=0xc0003 sp=0xc0004 pc=0x49ad01\n\
+                 created by main.main in goroutine 1\n\
+                 \t/app/main.go:30 +0x45\n\n",
+                10 + id % 7
+            )
+        };
+        let mut text = String::from("SIGQUIT: quit\n\n");
+        let mut lines = 2u64;
+        let mut id = 0;
+        while text.len() < 3 * BLOCK + BLOCK / 3 {
+            id += 1;
+            text.push_str(&goroutine(id));
+            lines += 8;
+        }
+        let long_at = lines + 1;
+        // Longer than a block, so it is skipped wherever it starts.
+        text.push_str(&"x".repeat(BLOCK + 100));
+        text.push('\n');
+        lines += 1;
+        let first_after = id + 1;
+        while text.len() < 5 * BLOCK {
+            id += 1;
+            text.push_str(&goroutine(id));
+            lines += 8;
+        }
+        let mut snap = crate::new_snapshot();
+        snap.sources.push(gostall_model::SourceInfo {
+            name: "many".into(),
+            kind: gostall_model::SourceKind::GoroutineDump,
+            goroutines: 0,
+            skipped: Vec::new(),
+            skipped_more: 0,
+        });
+        let stats = parse("many", text.as_bytes(), 0, &mut snap).expect("parses");
+        assert_eq!(stats.bytes, text.len() as u64);
+        assert_eq!(stats.goroutines as u64, id);
+        assert_eq!(stats.lines, lines);
+        let ids: Vec<u64> = snap.goroutines.iter().map(|g| g.id).collect();
+        assert_eq!(ids, (1..=id).collect::<Vec<_>>());
+        let g = &snap.goroutines[(first_after - 1) as usize];
+        let frames: Vec<_> = snap.frames(g).map(|f| (f.function, f.line)).collect();
+        assert_eq!(
+            frames,
+            [
+                ("runtime.gopark", 474),
+                ("main.worker", 10 + (first_after % 7) as u32)
+            ]
+        );
+        assert_eq!(g.wait_minutes, Some(3));
+        assert!(g.created_by.is_some());
+        assert_eq!(
+            snap.tables.sizes().2,
+            1 + 7,
+            "one stack per line number, plus the empty one"
+        );
+        assert_eq!(snap.process.signal.as_deref(), Some("SIGQUIT: quit"));
+        assert_eq!(
+            snap.sources[0].skipped,
+            [format!(
+                "line {long_at}: longer than {MAX_LINE} bytes, skipped"
+            )]
+        );
+        assert_eq!(snap.sources[0].goroutines as u64, id);
+    }
+}

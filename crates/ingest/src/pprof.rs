@@ -576,6 +576,9 @@ impl<'a> Ingest<'a> {
                 originating_from: None,
                 labels,
                 m: None,
+                wait_ns: None,
+                waiting_on: None,
+                thread: None,
                 source: self.source,
             });
             added += 1;

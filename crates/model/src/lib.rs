@@ -26,6 +26,117 @@ pub struct Snapshot {
     pub contention: Vec<ContentionSample>,
     /// Interned strings, frames and stacks referenced by the fields above.
     pub tables: Tables,
+    /// OS threads, when read from a live process.
+    pub threads: Vec<ThreadFacts>,
+    /// The scheduler's Ps, when read from a live process.
+    pub procs: Vec<ProcFacts>,
+    /// Global scheduler state, when read from a live process.
+    pub scheduler: Option<SchedFacts>,
+    /// How the snapshot was taken from a live process.
+    pub live: Option<LiveMeta>,
+}
+
+/// One OS thread of a live process, joined to its M when it has one.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ThreadFacts {
+    /// Kernel thread id.
+    pub tid: i32,
+    /// Thread name (`comm`).
+    pub name: String,
+    /// Kernel state letter: R running, S sleeping, D uninterruptible, T/t stopped, Z zombie.
+    pub state: String,
+    /// The Go runtime's M id, or `None` for a thread Go did not create (C threads).
+    pub m: Option<i64>,
+    /// Goroutine the M is running (`m.curg`).
+    pub goroutine: Option<u64>,
+    /// Goroutine locked to this M (`m.lockedg`).
+    pub locked_goroutine: Option<u64>,
+    /// P held by the M.
+    pub p: Option<i32>,
+    /// The M is spinning looking for work.
+    pub spinning: bool,
+    /// The M is in a cgo call.
+    pub in_cgo: bool,
+    /// Current system call number and arguments (`/proc/…/syscall`), when blocked in one.
+    pub syscall: Option<SyscallFacts>,
+    /// Kernel wait channel.
+    pub wchan: Option<String>,
+    /// CPU time used (user + system), nanoseconds.
+    pub cpu_ns: u64,
+    /// Voluntary and involuntary context switches.
+    pub ctx_switches: (u64, u64),
+}
+
+/// A thread's current system call.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyscallFacts {
+    /// x86-64 syscall number.
+    pub nr: i64,
+    /// Its name, when known.
+    pub name: Option<String>,
+    /// Arguments.
+    pub args: [u64; 6],
+}
+
+/// One P (processor) of the scheduler.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcFacts {
+    /// P id.
+    pub id: i32,
+    /// `idle`, `running`, `syscall`, `gcstop`, `dead`.
+    pub status: String,
+    /// Scheduler ticks (first sample).
+    pub schedtick: u32,
+    /// Scheduler ticks at the second sample, when two were taken.
+    pub schedtick_later: Option<u32>,
+    /// System call ticks.
+    pub syscalltick: u32,
+    /// M holding it.
+    pub m: Option<i64>,
+    /// Goroutine running on it (through its M).
+    pub running: Option<u64>,
+    /// Goroutines in its local run queue (including `runnext`).
+    pub runq_len: u32,
+}
+
+/// Global scheduler state.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SchedFacts {
+    /// GOMAXPROCS.
+    pub gomaxprocs: u32,
+    /// Goroutines in the global run queue.
+    pub global_runq: u32,
+    /// Idle Ps.
+    pub idle_ps: u32,
+    /// Spinning Ms.
+    pub spinning_ms: u32,
+    /// Idle Ms.
+    pub idle_ms: u32,
+    /// The GC is waiting to stop the world.
+    pub gc_waiting: bool,
+}
+
+/// How a live snapshot was taken.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LiveMeta {
+    /// Process id (as seen by gostall).
+    pub pid: i32,
+    /// Process id inside its own PID namespace, when different.
+    pub ns_pid: Option<i32>,
+    /// Executable path.
+    pub exe: String,
+    /// Go version of the binary.
+    pub go_version: String,
+    /// How long the target was stopped, when it was (`--pause`), in microseconds.
+    pub paused_us: Option<u64>,
+    /// Wall time to read everything, in microseconds.
+    pub read_us: u64,
+    /// Goroutines re-read because they changed while being read.
+    pub reread: u64,
+    /// Goroutines that could not be read consistently and are marked so.
+    pub inconsistent: u64,
+    /// Notes about what could not be read.
+    pub notes: Vec<String>,
 }
 
 /// What kind of artifact an input was, detected from its content.
@@ -46,6 +157,8 @@ pub enum SourceKind {
     PprofThreadcreate,
     /// Another pprof protobuf profile (heap, cpu, ...): accepted, not used for diagnosis.
     PprofOther,
+    /// A live process, read from its memory.
+    LiveProcess,
 }
 
 /// One input and what was (and was not) understood of it.
@@ -255,6 +368,14 @@ pub struct Goroutine {
     pub labels: Vec<(Sym, Sym)>,
     /// M (thread) id from a crash header `m=N`, when it names one.
     pub m: Option<u64>,
+    /// Live only: how long it has been blocked, in nanoseconds — at least since the GC cycle that
+    /// first saw it blocked (the runtime stamps `waitsince` only then).
+    pub wait_ns: Option<u64>,
+    /// Live only: address of the channel (or semaphore) it waits on, so waiters on the same object
+    /// group together.
+    pub waiting_on: Option<u64>,
+    /// Live only: OS thread running it, or locked to it.
+    pub thread: Option<i32>,
     /// Index into [`Snapshot::sources`].
     pub source: u16,
 }

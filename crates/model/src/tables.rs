@@ -72,6 +72,14 @@ fn fx<T: Hash + ?Sized>(v: &T) -> u64 {
     h.finish()
 }
 
+/// Hash of a string's bytes (the same for `&str` and the `&[u8]` it is made of).
+#[inline]
+fn fx_bytes(b: &[u8]) -> u64 {
+    let mut h = FxHasher::default();
+    h.write(b);
+    h.finish()
+}
+
 impl Tables {
     /// A fresh set of tables with the empty string and the empty stack pre-interned.
     pub fn new() -> Self {
@@ -83,36 +91,48 @@ impl Tables {
 
     /// Interns raw bytes (invalid UTF-8 is replaced, so hostile input never breaks the model).
     pub fn intern_bytes(&mut self, s: &[u8]) -> Sym {
+        // Look the bytes up first: stored strings are valid UTF-8, so invalid bytes never match
+        // one, and the common case (seen before) skips UTF-8 validation.
+        let hash = fx_bytes(s);
+        if let Some(i) = self.find_bytes(hash, s) {
+            return Sym(i);
+        }
         match std::str::from_utf8(s) {
-            Ok(s) => self.intern(s),
+            Ok(s) => self.insert_new(hash, s),
             Err(_) => self.intern(&String::from_utf8_lossy(s)),
         }
     }
 
     /// Interns a string.
     pub fn intern(&mut self, s: &str) -> Sym {
-        let hash = fx(s);
-        let strings = &self.strings;
-        if let Some(&i) = self
-            .string_index
-            .find(hash, |&i| &*strings[i as usize] == s)
-        {
-            return Sym(i);
+        let hash = fx_bytes(s.as_bytes());
+        match self.find_bytes(hash, s.as_bytes()) {
+            Some(i) => Sym(i),
+            None => self.insert_new(hash, s),
         }
+    }
+
+    #[inline]
+    fn find_bytes(&self, hash: u64, s: &[u8]) -> Option<u32> {
+        let strings = &self.strings;
+        self.string_index
+            .find(hash, |&i| strings[i as usize].as_bytes() == s)
+            .copied()
+    }
+
+    fn insert_new(&mut self, hash: u64, s: &str) -> Sym {
         let i = self.strings.len() as u32;
         self.strings.push(s.into());
         let strings = &self.strings;
         self.string_index
-            .insert_unique(hash, i, |&j| fx(&*strings[j as usize]));
+            .insert_unique(hash, i, |&j| fx_bytes(strings[j as usize].as_bytes()));
         Sym(i)
     }
 
     /// Looks a string up without interning it.
     pub fn lookup(&self, s: &str) -> Option<Sym> {
-        let strings = &self.strings;
-        self.string_index
-            .find(fx(s), |&i| &*strings[i as usize] == s)
-            .map(|&i| Sym(i))
+        self.find_bytes(fx_bytes(s.as_bytes()), s.as_bytes())
+            .map(Sym)
     }
 
     /// The text of an interned string.

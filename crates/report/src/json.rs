@@ -23,6 +23,10 @@ struct Doc<'a> {
     #[serde(serialize_with = "ser_goroutines")]
     goroutines: (&'a Snapshot, bool),
     groups: Vec<Group<'a>>,
+    threads: &'a [gostall_model::ThreadFacts],
+    procs: &'a [gostall_model::ProcFacts],
+    scheduler: &'a Option<gostall_model::SchedFacts>,
+    live: &'a Option<gostall_model::LiveMeta>,
 }
 
 #[derive(Serialize)]
@@ -72,6 +76,9 @@ struct JGoroutine<'a> {
     originating_from: Option<u64>,
     m: Option<u64>,
     source: u16,
+    wait_ns: Option<u64>,
+    waiting_on: Option<String>,
+    thread: Option<i32>,
 }
 
 #[derive(Serialize)]
@@ -135,6 +142,9 @@ fn goroutine<'a>(snap: &'a Snapshot, g: &'a Goroutine) -> JGoroutine<'a> {
         originating_from: g.originating_from,
         m: g.m,
         source: g.source,
+        wait_ns: g.wait_ns,
+        waiting_on: g.waiting_on.map(|a| format!("{a:#x}")),
+        thread: g.thread,
     }
 }
 
@@ -195,6 +205,10 @@ pub fn write(r: &Report<'_>, goroutines: bool, out: &mut dyn Write) -> io::Resul
                 stack: frames(snap, g.stack),
             })
             .collect(),
+        threads: &snap.threads,
+        procs: &snap.procs,
+        scheduler: &snap.scheduler,
+        live: &snap.live,
     };
     let mut w = io::BufWriter::with_capacity(1 << 20, out);
     serde_json::to_writer_pretty(&mut w, &doc).map_err(io::Error::from)?;

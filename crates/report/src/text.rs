@@ -341,5 +341,6 @@ fn kind_name(k: gostall_model::SourceKind) -> &'static str {
         PprofBlock => "pprof block profile",
         PprofThreadcreate => "pprof threadcreate profile",
         PprofOther => "pprof profile (not used)",
+        LiveProcess => "live process",
     }
 }

@@ -1,0 +1,468 @@
+//! Reads a Go program's runtime state out of its memory into the same [`Snapshot`] the offline
+//! sources fill: every goroutine from `runtime.allgs` with its status, wait reason, wait time, the
+//! channel it waits on and its full stack (unwound with the binary's pclntab, inlined frames
+//! expanded), every M from `runtime.allm` joined to its OS thread, every P from `runtime.allp`, and
+//! the global scheduler state.
+//!
+//! Generic over [`Memory`], so a core file will reuse every line. It never writes to the target.
+//! Reads race with the running program: each goroutine is read, its stack read, and the goroutine
+//! read again; one that moved in between is re-read, and after a few tries marked, never reported
+//! wrong.
+#![deny(missing_docs)]
+
+pub mod live;
+mod program;
+mod unwind;
+
+pub use program::{Program, ProgramError};
+
+use gostall_goruntime::layout::{gstatus, pstatus_name};
+use gostall_goruntime::{self as rt};
+use gostall_model::{
+    CreatedBy, GoFlags, GoState, Goroutine, ProcFacts, SchedFacts, Snapshot, StackId, WaitReason,
+};
+use gostall_target::Memory;
+use rustc_hash::FxHashMap;
+use unwind::Symbolizer;
+
+/// Errors that stop extraction altogether (a single unreadable goroutine does not: it is noted).
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    /// A runtime global could not be read.
+    #[error("cannot read {what} at {addr:#x}: {source}")]
+    Read {
+        /// What was being read.
+        what: &'static str,
+        /// Where.
+        addr: u64,
+        /// Why.
+        #[source]
+        source: gostall_target::MemError,
+    },
+    /// The runtime's data does not look like what this Go version should have.
+    #[error("runtime data looks inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+/// Options of one extraction.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Maximum goroutines read (a corrupted `allglen` must not make us read forever).
+    pub max_goroutines: usize,
+    /// Maximum bytes of one goroutine's stack read.
+    pub max_stack: u64,
+    /// Current monotonic clock in nanoseconds (the runtime's `nanotime` clock), for wait durations.
+    pub now_ns: Option<u64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_goroutines: 10_000_000,
+            max_stack: 64 << 20,
+            now_ns: None,
+        }
+    }
+}
+
+/// Raw fields of one M, kept to join threads and goroutines.
+#[derive(Debug, Clone, Copy)]
+pub struct MRecord {
+    /// Address of the m.
+    pub addr: u64,
+    /// Runtime M id.
+    pub id: i64,
+    /// OS thread id.
+    pub procid: u64,
+    /// Address of the running goroutine (0 if none).
+    pub curg: u64,
+    /// Address of the goroutine locked to it (0 if none).
+    pub lockedg: u64,
+    /// Address of the P it holds (0 if none).
+    pub p: u64,
+    /// Spinning.
+    pub spinning: bool,
+    /// Blocked on a note.
+    pub blocked: bool,
+    /// In a cgo call.
+    pub incgo: bool,
+}
+
+/// What extraction returns beside the snapshot: raw addresses callers need to join threads.
+#[derive(Debug, Default)]
+pub struct Extra {
+    /// Every M.
+    pub ms: Vec<MRecord>,
+    /// Goroutine address → goroutine id.
+    pub g_addr_to_id: FxHashMap<u64, u64>,
+    /// P address → P id.
+    pub p_addr_to_id: FxHashMap<u64, i32>,
+    /// Goroutines re-read because they changed under us.
+    pub reread: u64,
+    /// Goroutines that stayed inconsistent.
+    pub inconsistent: u64,
+}
+
+fn u64_at(b: &[u8], off: u64) -> u64 {
+    let o = off as usize;
+    b.get(o..o + 8)
+        .map(|s| u64::from_le_bytes(s.try_into().expect("8 bytes")))
+        .unwrap_or(0)
+}
+
+fn u32_at(b: &[u8], off: u64) -> u32 {
+    let o = off as usize;
+    b.get(o..o + 4)
+        .map(|s| u32::from_le_bytes(s.try_into().expect("4 bytes")))
+        .unwrap_or(0)
+}
+
+fn u8_at(b: &[u8], off: u64) -> u8 {
+    b.get(off as usize).copied().unwrap_or(0)
+}
+
+/// One goroutine's raw fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct GRaw {
+    addr: u64,
+    goid: u64,
+    status: u32,
+    waitreason: u8,
+    waitsince: i64,
+    stack_lo: u64,
+    stack_hi: u64,
+    sched_sp: u64,
+    sched_pc: u64,
+    syscallsp: u64,
+    syscallpc: u64,
+    m: u64,
+    lockedm: u64,
+    parent_goid: u64,
+    gopc: u64,
+    waiting: u64,
+}
+
+impl<'p> Program<'p> {
+    fn parse_g(&self, addr: u64, b: &[u8]) -> GRaw {
+        let l = &self.layout.g;
+        GRaw {
+            addr,
+            goid: u64_at(b, l.goid),
+            status: u32_at(b, l.atomicstatus),
+            waitreason: u8_at(b, l.waitreason),
+            waitsince: u64_at(b, l.waitsince) as i64,
+            stack_lo: u64_at(b, l.stack_lo),
+            stack_hi: u64_at(b, l.stack_hi),
+            sched_sp: u64_at(b, l.sched_sp),
+            sched_pc: u64_at(b, l.sched_pc),
+            syscallsp: u64_at(b, l.syscallsp),
+            syscallpc: u64_at(b, l.syscallpc),
+            m: u64_at(b, l.m),
+            lockedm: u64_at(b, l.lockedm),
+            parent_goid: u64_at(b, l.parent_goid),
+            gopc: u64_at(b, l.gopc),
+            waiting: u64_at(b, l.waiting),
+        }
+    }
+
+    fn read<M: Memory + ?Sized>(
+        &self,
+        mem: &M,
+        what: &'static str,
+        addr: u64,
+        buf: &mut [u8],
+    ) -> Result<(), ExtractError> {
+        mem.read(addr, buf)
+            .map_err(|source| ExtractError::Read { what, addr, source })
+    }
+
+    fn read_u64<M: Memory + ?Sized>(
+        &self,
+        mem: &M,
+        what: &'static str,
+        addr: u64,
+    ) -> Result<u64, ExtractError> {
+        let mut b = [0u8; 8];
+        self.read(mem, what, addr, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// The runtime's goroutine list: addresses of every g.
+    pub fn all_g_addrs<M: Memory + ?Sized>(
+        &self,
+        mem: &M,
+        max: usize,
+    ) -> Result<Vec<u64>, ExtractError> {
+        let allgs = self.sym.allgs;
+        let ptr = self.read_u64(mem, "runtime.allgs", allgs)?;
+        let len = self.read_u64(mem, "runtime.allgs", allgs + 8)? as usize;
+        if len > max {
+            return Err(ExtractError::Inconsistent(format!(
+                "runtime.allgs claims {len} goroutines"
+            )));
+        }
+        let mut raw = vec![0u8; len * 8];
+        self.read(mem, "the goroutine list", ptr, &mut raw)?;
+        Ok(raw
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .filter(|&a| a != 0)
+            .collect())
+    }
+
+    /// Reads everything into a snapshot.
+    pub fn extract<M: Memory + ?Sized>(
+        &self,
+        mem: &M,
+        snap: &mut Snapshot,
+        opts: &Options,
+    ) -> Result<Extra, ExtractError> {
+        let mut extra = Extra::default();
+        let addrs = self.all_g_addrs(mem, opts.max_goroutines)?;
+        let gsize = self.layout.g.size as usize;
+        let mut gbuf = vec![0u8; gsize];
+        let mut stack = Vec::new();
+        let mut sym = Symbolizer::new(self);
+        let source = snap.sources.len().saturating_sub(1) as u16;
+        let mut raws = Vec::with_capacity(addrs.len());
+        let mut frames = Vec::with_capacity(64);
+        for &addr in &addrs {
+            let mut tries = 0;
+            let (raw, consistent) = loop {
+                tries += 1;
+                if mem.read(addr, &mut gbuf).is_err() {
+                    break (None, false);
+                }
+                let raw = self.parse_g(addr, &gbuf);
+                let (state, _) = gstatus::state(raw.status);
+                if state == GoState::Dead {
+                    break (Some(raw), true);
+                }
+                let (_, sp) = unwind::start(&raw);
+                stack.clear();
+                if sp >= raw.stack_lo && sp < raw.stack_hi && raw.stack_hi - sp <= opts.max_stack {
+                    stack.resize((raw.stack_hi - sp) as usize, 0);
+                    if mem.read(sp, &mut stack).is_err() {
+                        stack.clear();
+                    }
+                }
+                // Read the goroutine again: if it moved while we read its stack, try again.
+                if mem.read(addr, &mut gbuf).is_err() {
+                    break (Some(raw), false);
+                }
+                let again = self.parse_g(addr, &gbuf);
+                if again == raw {
+                    break (Some(raw), true);
+                }
+                extra.reread += 1;
+                if tries >= 3 {
+                    break (Some(again), false);
+                }
+            };
+            let Some(raw) = raw else { continue };
+            let (state, leaked) = gstatus::state(raw.status);
+            if state == GoState::Dead {
+                continue;
+            }
+            extra.g_addr_to_id.insert(addr, raw.goid);
+            frames.clear();
+            let mut unavailable = false;
+            if state == GoState::Running || !consistent {
+                unavailable = true;
+            } else {
+                let (pc, sp) = unwind::start(&raw);
+                sym.unwind(pc, sp, &stack, true, &mut snap.tables, &mut frames);
+            }
+            if !consistent {
+                extra.inconsistent += 1;
+            }
+            raws.push((raw, state, leaked, unavailable, frames.clone()));
+        }
+        // Build goroutines.
+        for (raw, state, leaked, unavailable, frames) in raws {
+            let stack_id = if frames.is_empty() {
+                StackId(0)
+            } else {
+                snap.tables.intern_stack(&frames)
+            };
+            let reason_text = (state == GoState::Waiting || leaked)
+                .then(|| self.wait_reasons.get(raw.waitreason as usize).cloned())
+                .flatten();
+            let mut wait_reason = match state {
+                GoState::Waiting => Some(
+                    reason_text
+                        .as_deref()
+                        .map(|t| rt::parse_status(t).wait_reason.unwrap_or(WaitReason::Other))
+                        .unwrap_or(WaitReason::Other),
+                ),
+                GoState::Syscall => Some(WaitReason::Syscall),
+                _ => None,
+            };
+            let tables = &snap.tables;
+            let funcs = frames.iter().map(|&f| tables.str(tables.frame(f).function));
+            if let Some(r) = wait_reason {
+                wait_reason = Some(rt::refine_wait_reason(r, funcs.clone()));
+            }
+            if state == GoState::Syscall && funcs.clone().any(rt::is_cgocall) {
+                wait_reason = Some(WaitReason::Cgo);
+            }
+            let raw_status = Some(snap.tables.intern(match (&reason_text, state) {
+                (Some(t), _) if !t.is_empty() => t,
+                (_, GoState::Running) => "running",
+                (_, GoState::Runnable) => "runnable",
+                (_, GoState::Syscall) => "syscall",
+                (_, GoState::Idle) => "idle",
+                (_, GoState::Preempted) => "preempted",
+                _ => "waiting",
+            }));
+            let wait_ns = match (opts.now_ns, raw.waitsince) {
+                (Some(now), since) if since > 0 && (now as i64) > since => {
+                    Some((now as i64 - since) as u64)
+                }
+                _ => None,
+            };
+            // Goroutine 1 is started by the runtime's bootstrap, which Go never prints.
+            let created_by = (raw.gopc != 0 && raw.goid != 1)
+                .then(|| sym.created_by(raw.gopc, &mut snap.tables))
+                .flatten()
+                .map(|frame| CreatedBy {
+                    frame,
+                    goroutine: (raw.parent_goid != 0).then_some(raw.parent_goid),
+                });
+            let waiting_on = (raw.waiting != 0)
+                .then(|| {
+                    self.read_u64(mem, "sudog.c", raw.waiting + self.layout.sudog.c)
+                        .ok()
+                })
+                .flatten()
+                .filter(|&c| c != 0);
+            snap.goroutines.push(Goroutine {
+                id: raw.goid,
+                count: 1,
+                state,
+                wait_reason,
+                raw_status,
+                wait_minutes: wait_ns
+                    .map(|ns| (ns / 60_000_000_000) as u32)
+                    .filter(|&m| m > 0),
+                locked_to_thread: raw.lockedm != 0,
+                stack_unavailable: unavailable,
+                flags: GoFlags {
+                    scan: raw.status & gstatus::SCAN != 0,
+                    durable: false,
+                    leaked,
+                },
+                synctest_bubble: None,
+                stack: stack_id,
+                elided_frames: 0,
+                created_by,
+                originating_from: None,
+                labels: Vec::new(),
+                m: None,
+                source,
+                wait_ns,
+                waiting_on,
+                thread: None,
+            });
+        }
+        if let Some(s) = snap.sources.get_mut(source as usize) {
+            s.goroutines = snap.goroutines.len();
+        }
+        self.read_sched(mem, snap, &mut extra)?;
+        Ok(extra)
+    }
+
+    fn read_sched<M: Memory + ?Sized>(
+        &self,
+        mem: &M,
+        snap: &mut Snapshot,
+        extra: &mut Extra,
+    ) -> Result<(), ExtractError> {
+        // allm
+        let ml = &self.layout.m;
+        let mut m = self.read_u64(mem, "runtime.allm", self.sym.allm)?;
+        let mut buf = vec![0u8; ml.size as usize];
+        let mut seen = 0;
+        while m != 0 && seen < 100_000 {
+            seen += 1;
+            if mem.read(m, &mut buf).is_err() {
+                break;
+            }
+            extra.ms.push(MRecord {
+                addr: m,
+                id: u64_at(&buf, ml.id) as i64,
+                procid: u64_at(&buf, ml.procid),
+                curg: u64_at(&buf, ml.curg),
+                lockedg: u64_at(&buf, ml.lockedg),
+                p: u64_at(&buf, ml.p),
+                spinning: u8_at(&buf, ml.spinning) != 0,
+                blocked: u8_at(&buf, ml.blocked) != 0,
+                incgo: u8_at(&buf, ml.incgo) != 0,
+            });
+            m = u64_at(&buf, ml.alllink);
+        }
+        // allp
+        let pl = &self.layout.p;
+        let ptr = self.read_u64(mem, "runtime.allp", self.sym.allp)?;
+        let len = self
+            .read_u64(mem, "runtime.allp", self.sym.allp + 8)?
+            .min(1 << 16) as usize;
+        let mut praw = vec![0u8; len * 8];
+        self.read(mem, "runtime.allp", ptr, &mut praw)?;
+        let mut pbuf = vec![0u8; pl.size as usize];
+        let m_by_addr: FxHashMap<u64, MRecord> = extra.ms.iter().map(|m| (m.addr, *m)).collect();
+        for c in praw.chunks_exact(8) {
+            let paddr = u64::from_le_bytes(c.try_into().expect("8"));
+            if paddr == 0 || mem.read(paddr, &mut pbuf).is_err() {
+                continue;
+            }
+            let id = u32_at(&pbuf, pl.id) as i32;
+            extra.p_addr_to_id.insert(paddr, id);
+            let head = u32_at(&pbuf, pl.runqhead);
+            let tail = u32_at(&pbuf, pl.runqtail);
+            let runnext = u64_at(&pbuf, pl.runnext);
+            let mut runq_len = tail.wrapping_sub(head).min(256);
+            if runnext != 0 {
+                runq_len += 1;
+            }
+            snap.procs.push(ProcFacts {
+                id,
+                status: pstatus_name(u32_at(&pbuf, pl.status)).to_string(),
+                schedtick: u32_at(&pbuf, pl.schedtick),
+                schedtick_later: None,
+                syscalltick: u32_at(&pbuf, pl.syscalltick),
+                m: None,
+                running: None,
+                runq_len,
+            });
+            if let (Some(last), Some(m)) =
+                (snap.procs.last_mut(), m_by_addr.get(&u64_at(&pbuf, pl.m)))
+            {
+                last.m = Some(m.id);
+                last.running = extra.g_addr_to_id.get(&m.curg).copied();
+            }
+        }
+        // sched
+        let sl = &self.layout.sched;
+        let mut sbuf = vec![0u8; sl.size as usize];
+        self.read(mem, "runtime.sched", self.sym.sched, &mut sbuf)?;
+        let gomaxprocs = match self.sym.gomaxprocs {
+            Some(a) => {
+                let mut b = [0u8; 4];
+                self.read(mem, "runtime.gomaxprocs", a, &mut b)?;
+                u32::from_le_bytes(b)
+            }
+            None => snap.procs.len() as u32,
+        };
+        snap.scheduler = Some(SchedFacts {
+            gomaxprocs,
+            global_runq: u32_at(&sbuf, sl.runqsize),
+            idle_ps: u32_at(&sbuf, sl.npidle),
+            spinning_ms: u32_at(&sbuf, sl.nmspinning),
+            idle_ms: u32_at(&sbuf, sl.nmidle),
+            gc_waiting: sl.gcwaiting.is_some_and(|o| u8_at(&sbuf, o) != 0),
+        });
+        snap.process.gomaxprocs = Some(gomaxprocs);
+        Ok(())
+    }
+}

@@ -1,0 +1,306 @@
+//! Reading a live process: attach (read-only), locate the binary and its load bias, optionally
+//! freeze every thread for a bounded time, extract, join OS threads to Ms, and — for scheduler
+//! starvation — sample the Ps' scheduler ticks twice.
+
+use crate::{Extra, ExtractError, Options, Program, ProgramError};
+use gostall_binfmt::GoBinary;
+use gostall_model::{LiveMeta, Snapshot, SourceInfo, SourceKind, SyscallFacts, ThreadFacts};
+use gostall_target::{AccessError, LiveProcess, Memory, Pause, TargetError, Threads};
+use std::time::{Duration, Instant};
+
+/// How to read a live process.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveOptions {
+    /// Freeze all threads while reading (consistent view, running goroutines' stacks from their
+    /// registers). Default: read without stopping the target.
+    pub pause: bool,
+    /// Longest the target may stay frozen; it is resumed when this runs out.
+    pub pause_cap: Duration,
+    /// Interval between the two scheduler samples (0 = one sample only).
+    pub sample_interval: Duration,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        LiveOptions {
+            pause: false,
+            pause_cap: Duration::from_millis(500),
+            sample_interval: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Why a live process could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// Attaching failed (permission, no such process, ...).
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    /// Process access failed mid-way.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// The binary is not a supported Go program.
+    #[error("process {pid} ({exe}): {source}")]
+    Program {
+        /// Process id.
+        pid: i32,
+        /// Executable.
+        exe: String,
+        /// Why.
+        #[source]
+        source: ProgramError,
+    },
+    /// The binary could not be parsed.
+    #[error("process {pid} ({exe}): {source}")]
+    Binary {
+        /// Process id.
+        pid: i32,
+        /// Executable.
+        exe: String,
+        /// Why.
+        #[source]
+        source: gostall_binfmt::BinError,
+    },
+    /// Reading runtime state failed.
+    #[error("process {pid}: {source}")]
+    Extract {
+        /// Process id.
+        pid: i32,
+        /// Why.
+        #[source]
+        source: ExtractError,
+    },
+    /// The process went away while being read.
+    #[error("process {0} exited while gostall was reading it")]
+    Exited(i32),
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc_timespec();
+    // SAFETY: clock_gettime writes a timespec into the provided, properly sized buffer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn libc_timespec() -> libc::timespec {
+    libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    }
+}
+
+/// Reads a live Go process into a snapshot.
+pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError> {
+    let started = Instant::now();
+    let proc = LiveProcess::attach(pid)?;
+    let exe = std::fs::read_link(proc.exe_path())
+        .unwrap_or_else(|_| proc.exe_path())
+        .display()
+        .to_string();
+    let data = proc.read_exe()?;
+    let bin = GoBinary::parse(&data).map_err(|source| LiveError::Binary {
+        pid,
+        exe: exe.clone(),
+        source,
+    })?;
+    let bias = if bin.is_pie() {
+        let (vaddr, offset) = bin.first_load_segment().unwrap_or((0, 0));
+        proc.load_bias(vaddr, offset).unwrap_or(0)
+    } else {
+        0
+    };
+    let prog = Program::new(&bin, bias, &proc).map_err(|source| LiveError::Program {
+        pid,
+        exe: exe.clone(),
+        source,
+    })?;
+    let mut snap = gostall_model::Snapshot {
+        tables: gostall_model::Tables::new(),
+        ..Default::default()
+    };
+    snap.sources.push(SourceInfo {
+        name: format!("pid {pid}"),
+        kind: SourceKind::LiveProcess,
+        goroutines: 0,
+        skipped: Vec::new(),
+        skipped_more: 0,
+    });
+    snap.process.go_version = Some(prog.go_version.trim_start_matches("go").to_string());
+    let xopts = Options {
+        now_ns: Some(monotonic_ns()),
+        ..Options::default()
+    };
+    let mut meta = LiveMeta {
+        pid,
+        ns_pid: proc
+            .nspid()
+            .and_then(|v| v.last().copied())
+            .filter(|&p| p != pid),
+        exe,
+        go_version: prog.go_version.clone(),
+        ..LiveMeta::default()
+    };
+    let gone = |e: ExtractError| {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            LiveError::Exited(pid)
+        } else {
+            LiveError::Extract { pid, source: e }
+        }
+    };
+    let extra: Extra;
+    if opts.pause {
+        let pause = Pause::freeze(pid, opts.pause_cap)?;
+        // Test hook: hold the target paused so a test can kill gostall mid-pause.
+        if let Some(ms) = std::env::var("GOSTALL_TEST_HOLD_PAUSE_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            std::thread::sleep(Duration::from_millis(ms).min(opts.pause_cap));
+        }
+        let res = prog.extract(&proc, &mut snap, &xopts);
+        let regs: Vec<(i32, gostall_target::Regs)> = match &res {
+            Ok(ex) => ex
+                .ms
+                .iter()
+                .filter(|m| m.curg != 0)
+                .filter_map(|m| {
+                    pause
+                        .regs(m.procid as i32)
+                        .ok()
+                        .map(|r| (m.procid as i32, r))
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let threads = proc.threads();
+        let paused = pause.resume();
+        meta.paused_us = Some(paused.as_micros() as u64);
+        extra = res.map_err(gone)?;
+        prog.unwind_running(&proc, &mut snap, &extra, &regs);
+        join_threads(&mut snap, &extra, threads?);
+    } else {
+        extra = prog.extract(&proc, &mut snap, &xopts).map_err(gone)?;
+        join_threads(&mut snap, &extra, proc.threads()?);
+    }
+    meta.reread = extra.reread;
+    meta.inconsistent = extra.inconsistent;
+    if !opts.sample_interval.is_zero() {
+        std::thread::sleep(opts.sample_interval);
+        if let Ok(later) = prog.sample_schedticks(&proc) {
+            for p in &mut snap.procs {
+                p.schedtick_later = later.iter().find(|(id, _)| *id == p.id).map(|(_, t)| *t);
+            }
+        }
+    }
+    meta.read_us = started.elapsed().as_micros() as u64;
+    snap.process.threads_created = Some(snap.threads.len() as u64);
+    snap.live = Some(meta);
+    Ok(snap)
+}
+
+fn join_threads(snap: &mut Snapshot, extra: &Extra, threads: Vec<gostall_target::ThreadInfo>) {
+    let by_tid: rustc_hash::FxHashMap<u64, &crate::MRecord> =
+        extra.ms.iter().map(|m| (m.procid, m)).collect();
+    let mut g_thread: rustc_hash::FxHashMap<u64, i32> = Default::default();
+    for t in threads {
+        let m = by_tid.get(&(t.tid as u64)).copied();
+        let goroutine = m.and_then(|m| extra.g_addr_to_id.get(&m.curg).copied());
+        let locked = m.and_then(|m| extra.g_addr_to_id.get(&m.lockedg).copied());
+        for g in [goroutine, locked].into_iter().flatten() {
+            g_thread.entry(g).or_insert(t.tid);
+        }
+        snap.threads.push(ThreadFacts {
+            tid: t.tid,
+            name: t.name.clone(),
+            state: t.state.to_string(),
+            m: m.map(|m| m.id),
+            goroutine,
+            locked_goroutine: locked,
+            p: m.and_then(|m| extra.p_addr_to_id.get(&m.p).copied()),
+            spinning: m.is_some_and(|m| m.spinning),
+            in_cgo: m.is_some_and(|m| m.incgo),
+            syscall: t.syscall.as_ref().map(|s| SyscallFacts {
+                nr: s.nr,
+                name: gostall_goruntime::syscall_name(s.nr).map(str::to_string),
+                args: s.args,
+            }),
+            wchan: t.wchan.clone(),
+            cpu_ns: t.cpu_time().as_nanos() as u64,
+            ctx_switches: (t.voluntary_ctxt_switches, t.nonvoluntary_ctxt_switches),
+        });
+    }
+    for g in &mut snap.goroutines {
+        g.thread = g_thread.get(&g.id).copied();
+    }
+}
+
+impl Program<'_> {
+    /// Second sample of every P's `schedtick`: (P id, ticks).
+    pub fn sample_schedticks<M: Memory + ?Sized>(
+        &self,
+        mem: &M,
+    ) -> Result<Vec<(i32, u32)>, ExtractError> {
+        let pl = &self.layout.p;
+        let mut hdr = [0u8; 16];
+        self.read(mem, "runtime.allp", self.sym.allp, &mut hdr)?;
+        let ptr = u64::from_le_bytes(hdr[..8].try_into().expect("8"));
+        let len = u64::from_le_bytes(hdr[8..].try_into().expect("8")).min(1 << 16) as usize;
+        let mut raw = vec![0u8; len * 8];
+        self.read(mem, "runtime.allp", ptr, &mut raw)?;
+        let mut out = Vec::with_capacity(len);
+        let mut pbuf = vec![0u8; (pl.schedtick.max(pl.id) + 4) as usize];
+        for c in raw.chunks_exact(8) {
+            let p = u64::from_le_bytes(c.try_into().expect("8"));
+            if p != 0 && mem.read(p, &mut pbuf).is_ok() {
+                out.push((
+                    crate::u32_at(&pbuf, pl.id) as i32,
+                    crate::u32_at(&pbuf, pl.schedtick),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// With the target paused: unwinds running goroutines from their threads' registers.
+    fn unwind_running<M: Memory + ?Sized>(
+        &self,
+        mem: &M,
+        snap: &mut Snapshot,
+        extra: &Extra,
+        regs: &[(i32, gostall_target::Regs)],
+    ) {
+        let mut sym = crate::unwind::Symbolizer::new(self);
+        for (tid, r) in regs {
+            let Some(m) = extra.ms.iter().find(|m| m.procid as i32 == *tid) else {
+                continue;
+            };
+            let Some(&goid) = extra.g_addr_to_id.get(&m.curg) else {
+                continue;
+            };
+            let Some(g) = snap
+                .goroutines
+                .iter_mut()
+                .find(|g| g.id == goid && g.stack_unavailable)
+            else {
+                continue;
+            };
+            // Read the stack from rsp upward, bounded; the goroutine's hi bound is not at hand here,
+            // so read what is mapped, up to 64 KiB.
+            let mut stack = vec![0u8; 64 * 1024];
+            let mut n = stack.len();
+            while n >= 4096 && mem.read(r.rsp, &mut stack[..n]).is_err() {
+                n /= 2;
+            }
+            if n < 4096 {
+                continue;
+            }
+            stack.truncate(n);
+            let mut frames = Vec::new();
+            sym.unwind(r.rip, r.rsp, &stack, false, &mut snap.tables, &mut frames);
+            if !frames.is_empty() {
+                g.stack = snap.tables.intern_stack(&frames);
+                g.stack_unavailable = false;
+            }
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! Where the runtime keeps what gostall reads: struct member offsets of `runtime.g`, `m`, `p`,
+//! `schedt`, `gobuf`, `sudog`, `hchan`, taken from the target's own DWARF, plus the status numbering
+//! per Go version. The extractor reads `layout.g.goid`; it never branches on the Go version.
+
+use gostall_binfmt::{Dwarf, StructLayout};
+
+/// Why a layout could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    /// A struct the extractor needs is not described in the DWARF.
+    #[error("the binary's DWARF has no type {0}")]
+    MissingType(String),
+    /// A member the extractor needs is missing.
+    #[error("the binary's DWARF type {ty} has no member {field}")]
+    MissingField {
+        /// The struct.
+        ty: String,
+        /// The member path.
+        field: String,
+    },
+}
+
+/// Offsets of `runtime.g` members (bytes from the start of a g).
+#[derive(Debug, Clone, Copy)]
+#[allow(missing_docs)]
+pub struct GLayout {
+    pub size: u64,
+    pub stack_lo: u64,
+    pub stack_hi: u64,
+    pub m: u64,
+    pub sched_sp: u64,
+    pub sched_pc: u64,
+    pub sched_bp: u64,
+    pub syscallsp: u64,
+    pub syscallpc: u64,
+    pub atomicstatus: u64,
+    pub goid: u64,
+    pub waitsince: u64,
+    pub waitreason: u64,
+    pub lockedm: u64,
+    pub parent_goid: u64,
+    pub gopc: u64,
+    pub startpc: u64,
+    pub waiting: u64,
+    pub labels: Option<u64>,
+}
+
+/// Offsets of `runtime.m` members.
+#[derive(Debug, Clone, Copy)]
+#[allow(missing_docs)]
+pub struct MLayout {
+    pub size: u64,
+    pub g0: u64,
+    pub curg: u64,
+    pub p: u64,
+    pub id: u64,
+    pub procid: u64,
+    pub lockedg: u64,
+    pub spinning: u64,
+    pub blocked: u64,
+    pub incgo: u64,
+    pub ncgo: Option<u64>,
+    pub alllink: u64,
+}
+
+/// Offsets of `runtime.p` members.
+#[derive(Debug, Clone, Copy)]
+#[allow(missing_docs)]
+pub struct PLayout {
+    pub size: u64,
+    pub id: u64,
+    pub status: u64,
+    pub schedtick: u64,
+    pub syscalltick: u64,
+    pub m: u64,
+    pub runqhead: u64,
+    pub runqtail: u64,
+    pub runq: u64,
+    pub runnext: u64,
+}
+
+/// Offsets of `runtime.schedt` members.
+#[derive(Debug, Clone, Copy)]
+#[allow(missing_docs)]
+pub struct SchedLayout {
+    pub size: u64,
+    pub runqsize: u64,
+    pub runq_head: u64,
+    pub npidle: u64,
+    pub nmspinning: u64,
+    pub nmidle: u64,
+    pub gcwaiting: Option<u64>,
+}
+
+/// Offsets of `runtime.sudog` members.
+#[derive(Debug, Clone, Copy)]
+#[allow(missing_docs)]
+pub struct SudogLayout {
+    pub size: u64,
+    pub g: u64,
+    pub elem: u64,
+    pub c: u64,
+    pub waitlink: u64,
+    pub is_select: u64,
+}
+
+/// Offsets of `runtime.hchan` members.
+#[derive(Debug, Clone, Copy)]
+#[allow(missing_docs)]
+pub struct HchanLayout {
+    pub size: u64,
+    pub qcount: u64,
+    pub dataqsiz: u64,
+    pub closed: u64,
+    pub elemsize: u64,
+}
+
+/// Every offset the extractor needs, for one binary.
+#[derive(Debug, Clone)]
+#[allow(missing_docs)]
+pub struct RuntimeLayout {
+    pub g: GLayout,
+    pub m: MLayout,
+    pub p: PLayout,
+    pub sched: SchedLayout,
+    pub sudog: SudogLayout,
+    pub hchan: HchanLayout,
+}
+
+struct Types<'a>(&'a Dwarf);
+
+impl Types<'_> {
+    fn get(&self, ty: &str) -> Result<StructLayout, LayoutError> {
+        self.0
+            .struct_layout(ty)
+            .ok_or_else(|| LayoutError::MissingType(ty.to_string()))
+    }
+
+    /// Offset of a member path like `sched.sp` or `atomicstatus` (atomic wrappers resolve to their
+    /// `value` member, which sits at offset 0 after a zero-size `noCopy`).
+    fn off(&self, ty: &str, path: &str) -> Result<u64, LayoutError> {
+        self.try_off(ty, path)
+            .ok_or_else(|| LayoutError::MissingField {
+                ty: ty.to_string(),
+                field: path.to_string(),
+            })
+    }
+
+    fn try_off(&self, ty: &str, path: &str) -> Option<u64> {
+        let mut layout = self.0.struct_layout(ty)?;
+        let mut total = 0u64;
+        let mut parts = path.split('.').peekable();
+        while let Some(part) = parts.next() {
+            let f = layout.fields.iter().find(|f| f.name == part)?;
+            total += f.offset;
+            if parts.peek().is_some() {
+                layout = self.0.struct_layout(&f.type_name)?;
+            }
+        }
+        Some(total)
+    }
+
+    /// Offset of a pointer member. Go 1.26+ wraps some sudog pointers in `maybeTraceablePtr`
+    /// (`{vp unsafe.Pointer; vu uintptr}`) whose source of truth is `vu`: resolve to it.
+    fn ptr_off(&self, ty: &str, field: &str) -> Result<u64, LayoutError> {
+        let base = self.off(ty, field)?;
+        let layout = self.0.struct_layout(ty);
+        let fty = layout
+            .as_ref()
+            .and_then(|l| l.fields.iter().find(|f| f.name == field))
+            .map(|f| f.type_name.clone());
+        if let Some(inner) = fty.and_then(|t| self.0.struct_layout(&t)) {
+            if let Some(vu) = inner.fields.iter().find(|f| f.name == "vu") {
+                return Ok(base + vu.offset);
+            }
+            if let Some(emb) = inner.fields.iter().find(|f| f.name == "maybeTraceablePtr") {
+                if let Some(vu) = self
+                    .0
+                    .struct_layout(&emb.type_name)
+                    .and_then(|l| l.fields.iter().find(|f| f.name == "vu").map(|f| f.offset))
+                {
+                    return Ok(base + emb.offset + vu);
+                }
+            }
+        }
+        Ok(base)
+    }
+
+    fn size(&self, ty: &str) -> Result<u64, LayoutError> {
+        Ok(self.get(ty)?.size)
+    }
+}
+
+impl RuntimeLayout {
+    /// Reads every offset from the binary's DWARF.
+    pub fn from_dwarf(d: &Dwarf) -> Result<Self, LayoutError> {
+        let t = Types(d);
+        let g = GLayout {
+            size: t.size("runtime.g")?,
+            stack_lo: t.off("runtime.g", "stack.lo")?,
+            stack_hi: t.off("runtime.g", "stack.hi")?,
+            m: t.off("runtime.g", "m")?,
+            sched_sp: t.off("runtime.g", "sched.sp")?,
+            sched_pc: t.off("runtime.g", "sched.pc")?,
+            sched_bp: t.off("runtime.g", "sched.bp")?,
+            syscallsp: t.off("runtime.g", "syscallsp")?,
+            syscallpc: t.off("runtime.g", "syscallpc")?,
+            atomicstatus: t.off("runtime.g", "atomicstatus")?,
+            goid: t.off("runtime.g", "goid")?,
+            waitsince: t.off("runtime.g", "waitsince")?,
+            waitreason: t.off("runtime.g", "waitreason")?,
+            lockedm: t.off("runtime.g", "lockedm")?,
+            parent_goid: t.off("runtime.g", "parentGoid")?,
+            gopc: t.off("runtime.g", "gopc")?,
+            startpc: t.off("runtime.g", "startpc")?,
+            waiting: t.off("runtime.g", "waiting")?,
+            labels: t.try_off("runtime.g", "labels"),
+        };
+        let m = MLayout {
+            size: t.size("runtime.m")?,
+            g0: t.off("runtime.m", "g0")?,
+            curg: t.off("runtime.m", "curg")?,
+            p: t.off("runtime.m", "p")?,
+            id: t.off("runtime.m", "id")?,
+            procid: t.off("runtime.m", "procid")?,
+            lockedg: t.off("runtime.m", "lockedg")?,
+            spinning: t.off("runtime.m", "spinning")?,
+            blocked: t.off("runtime.m", "blocked")?,
+            incgo: t.off("runtime.m", "incgo")?,
+            ncgo: t.try_off("runtime.m", "ncgo"),
+            alllink: t.off("runtime.m", "alllink")?,
+        };
+        let p = PLayout {
+            size: t.size("runtime.p")?,
+            id: t.off("runtime.p", "id")?,
+            status: t.off("runtime.p", "status")?,
+            schedtick: t.off("runtime.p", "schedtick")?,
+            syscalltick: t.off("runtime.p", "syscalltick")?,
+            m: t.off("runtime.p", "m")?,
+            runqhead: t.off("runtime.p", "runqhead")?,
+            runqtail: t.off("runtime.p", "runqtail")?,
+            runq: t.off("runtime.p", "runq")?,
+            runnext: t.off("runtime.p", "runnext")?,
+        };
+        let sched = SchedLayout {
+            size: t.size("runtime.schedt")?,
+            runqsize: t.off("runtime.schedt", "runqsize").or_else(|_| {
+                // Go 1.25+ keeps the global run queue's size inside the queue.
+                t.off("runtime.schedt", "runq.size")
+            })?,
+            runq_head: t.off("runtime.schedt", "runq.head")?,
+            npidle: t.off("runtime.schedt", "npidle")?,
+            nmspinning: t.off("runtime.schedt", "nmspinning")?,
+            nmidle: t.off("runtime.schedt", "nmidle")?,
+            gcwaiting: t.try_off("runtime.schedt", "gcwaiting"),
+        };
+        let sudog = SudogLayout {
+            size: t.size("runtime.sudog")?,
+            g: t.off("runtime.sudog", "g")?,
+            elem: t.ptr_off("runtime.sudog", "elem")?,
+            c: t.ptr_off("runtime.sudog", "c")?,
+            waitlink: t.off("runtime.sudog", "waitlink")?,
+            is_select: t.off("runtime.sudog", "isSelect")?,
+        };
+        let hchan = HchanLayout {
+            size: t.size("runtime.hchan")?,
+            qcount: t.off("runtime.hchan", "qcount")?,
+            dataqsiz: t.off("runtime.hchan", "dataqsiz")?,
+            closed: t.off("runtime.hchan", "closed")?,
+            elemsize: t.off("runtime.hchan", "elemsize")?,
+        };
+        Ok(RuntimeLayout {
+            g,
+            m,
+            p,
+            sched,
+            sudog,
+            hchan,
+        })
+    }
+}
+
+/// `runtime.g.atomicstatus` values (Go 1.21–1.27; `_Gleaked` and `_Gdeadextra` exist from 1.26).
+pub mod gstatus {
+    /// The scan bit, or-ed onto a status while the GC scans the stack.
+    pub const SCAN: u32 = 0x1000;
+    use gostall_model::GoState;
+
+    /// The model state of a raw status (scan bit removed), and whether it is `_Gleaked`.
+    pub fn state(raw: u32) -> (GoState, bool) {
+        match raw & !SCAN {
+            0 => (GoState::Idle, false),
+            1 => (GoState::Runnable, false),
+            2 => (GoState::Running, false),
+            3 => (GoState::Syscall, false),
+            4 => (GoState::Waiting, false),
+            6 => (GoState::Dead, false),
+            8 | 9 => (GoState::Preempted, false),
+            10 => (GoState::Waiting, true),
+            11 => (GoState::Dead, false),
+            _ => (GoState::Unknown, false),
+        }
+    }
+}
+
+/// `runtime.p.status` names.
+pub fn pstatus_name(s: u32) -> &'static str {
+    match s {
+        0 => "idle",
+        1 => "running",
+        2 => "syscall",
+        3 => "gcstop",
+        4 => "dead",
+        _ => "unknown",
+    }
+}

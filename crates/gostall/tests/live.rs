@@ -1,0 +1,272 @@
+//! Live attach end to end: every corpus scenario is started and diagnosed with `--pid`, in three
+//! builds (default, `-buildmode=pie`, `CGO_ENABLED=0`), on Go 1.21.13 and 1.27.3 by default
+//! (`GOSTALL_GO_VERSIONS=all` for the seven). Plus the safety tests: repeated pause/resume under
+//! request load fails no request, and a gostall killed while holding the target paused leaves it
+//! running.
+
+use gostall_corpus::{self as corpus, Scenario, Variant};
+use serde_json::Value;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+fn gostall(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_gostall"))
+        .args(args)
+        .output()
+        .expect("run gostall")
+}
+
+fn findings(doc: &Value) -> Vec<(String, String, String)> {
+    doc["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap_or_default().to_string(),
+                f["severity"].as_str().unwrap_or_default().to_string(),
+                f["location"]["function"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+fn check_live(sc: &Scenario, pid: i32, pause: bool) -> Vec<String> {
+    let pid_s = pid.to_string();
+    let mut args = vec!["diagnose", "--pid", &pid_s, "--format", "json"];
+    if pause {
+        args.push("--pause");
+    }
+    let out = gostall(&args);
+    if !out.status.success() {
+        return vec![format!(
+            "{}: gostall diagnose --pid failed: {}",
+            sc.name,
+            String::from_utf8_lossy(&out.stderr)
+        )];
+    }
+    let doc: Value = match serde_json::from_slice(&out.stdout) {
+        Ok(d) => d,
+        Err(e) => return vec![format!("{}: bad JSON: {e}", sc.name)],
+    };
+    let mut errs = Vec::new();
+    if doc["summary"]["goroutines"].as_u64().unwrap_or(0) == 0 {
+        errs.push(format!("{}: no goroutines read", sc.name));
+    }
+    if doc["threads"].as_array().map_or(0, |t| t.len()) == 0 {
+        errs.push(format!("{}: no threads listed", sc.name));
+    }
+    let got = findings(&doc);
+    let summary: Vec<String> = got
+        .iter()
+        .map(|(k, s, f)| format!("{s} {k} @ {f}"))
+        .collect();
+    if sc.control {
+        if got.iter().any(|(_, s, _)| s != "info") {
+            errs.push(format!(
+                "{}: control has warning/critical findings: {}",
+                sc.name,
+                summary.join("; ")
+            ));
+        }
+    } else {
+        for e in &sc.expect {
+            if !got
+                .iter()
+                .any(|(k, s, f)| *k == e.kind && *f == e.function && s != "info")
+            {
+                errs.push(format!(
+                    "{}: expected {} @ {}, got [{}]",
+                    sc.name,
+                    e.kind,
+                    e.function,
+                    summary.join("; ")
+                ));
+            }
+        }
+    }
+    errs
+}
+
+#[test]
+fn live_scenarios_are_diagnosed() {
+    let manifest = corpus::manifest().expect("manifest");
+    let errors = Mutex::new(Vec::new());
+    for version in corpus::versions_from_env() {
+        for variant in [Variant::Default, Variant::Pie, Variant::NoCgo] {
+            let bin = corpus::build_variant(&version, variant).unwrap_or_else(|e| panic!("{e:#}"));
+            let scenarios: Vec<&Scenario> = manifest
+                .scenarios
+                .iter()
+                .filter(|s| !(variant == Variant::NoCgo && s.cgo))
+                .collect();
+            let (alone, shared): (Vec<_>, Vec<_>) = scenarios
+                .into_iter()
+                .partition(|s| !s.http || s.name.contains("cpu"));
+            let run = |sc: &Scenario| {
+                let errs = match corpus::start(&bin, sc, Stdio::null()) {
+                    Ok(r) => {
+                        // The starvation scenario needs a pause to see running goroutines' stacks.
+                        let pause = !sc.http;
+                        check_live(sc, r.pid(), pause)
+                    }
+                    Err(e) => vec![format!("{}: {e:#}", sc.name)],
+                };
+                errors.lock().unwrap().extend(
+                    errs.into_iter()
+                        .map(|e| format!("Go {version} {variant:?}: {e}")),
+                );
+            };
+            for chunk in shared.chunks(4) {
+                std::thread::scope(|s| {
+                    for sc in chunk {
+                        s.spawn(|| run(sc));
+                    }
+                });
+            }
+            for sc in alone {
+                run(sc);
+            }
+        }
+    }
+    let errors = errors.into_inner().unwrap();
+    assert!(
+        errors.is_empty(),
+        "{} problem(s):\n{}",
+        errors.len(),
+        errors.join("\n")
+    );
+}
+
+fn scenario(name: &str) -> Scenario {
+    corpus::manifest()
+        .unwrap()
+        .scenarios
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap()
+}
+
+fn thread_states(pid: i32) -> Vec<char> {
+    let mut v = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for e in rd.flatten() {
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            if let Some(i) = stat.rfind(')') {
+                if let Some(c) = stat[i + 1..].trim_start().chars().next() {
+                    v.push(c);
+                }
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn pausing_repeatedly_under_load_fails_no_request() {
+    let version = corpus::DEFAULT_VERSIONS[1];
+    let bin = corpus::build(version).unwrap();
+    let sc = scenario("control-idle-server");
+    let r = corpus::start(&bin, &sc, Stdio::null()).unwrap();
+    let stop = AtomicBool::new(false);
+    let ok = AtomicU64::new(0);
+    let failed = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                let started = Instant::now();
+                while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(60) {
+                    match corpus::http_get(&r.addr, "/debug/pprof/", Duration::from_secs(5)) {
+                        Ok(_) => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => failed.lock().unwrap().push(format!("{e:#}")),
+                    }
+                }
+            });
+        }
+        let pid = r.pid().to_string();
+        for i in 0..20 {
+            let args: &[&str] = if i % 2 == 0 {
+                &[
+                    "dump",
+                    "--pid",
+                    &pid,
+                    "--pause",
+                    "--format",
+                    "json",
+                    "--no-goroutines",
+                ]
+            } else {
+                &["dump", "--pid", &pid, "--format", "json", "--no-goroutines"]
+            };
+            let out = gostall(args);
+            assert!(
+                out.status.success(),
+                "gostall dump failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    let failed = failed.into_inner().unwrap();
+    assert!(failed.is_empty(), "requests failed: {failed:?}");
+    assert!(ok.load(Ordering::Relaxed) > 20, "too few requests made");
+    assert!(
+        !thread_states(r.pid())
+            .iter()
+            .any(|c| *c == 't' || *c == 'T'),
+        "a thread stayed stopped"
+    );
+}
+
+#[test]
+fn killing_gostall_while_paused_leaves_the_target_running() {
+    let version = corpus::DEFAULT_VERSIONS[1];
+    let bin = corpus::build(version).unwrap();
+    let sc = scenario("control-idle-server");
+    let r = corpus::start(&bin, &sc, Stdio::null()).unwrap();
+    let pid = r.pid().to_string();
+    let mut g = Command::new(env!("CARGO_BIN_EXE_gostall"))
+        .args(["dump", "--pid", &pid, "--pause", "--pause-cap", "30000"])
+        .env("GOSTALL_TEST_HOLD_PAUSE_MS", "20000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the target is frozen.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let st = thread_states(r.pid());
+        if !st.is_empty() && st.iter().all(|c| *c == 't') {
+            break;
+        }
+        assert!(Instant::now() < deadline, "target never paused: {st:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        corpus::http_get(&r.addr, "/debug/pprof/", Duration::from_millis(300)).is_err(),
+        "a paused target answered"
+    );
+    g.kill().unwrap();
+    g.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if corpus::http_get(&r.addr, "/debug/pprof/", Duration::from_secs(2)).is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "target did not resume after gostall was killed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!thread_states(r.pid())
+        .iter()
+        .any(|c| *c == 't' || *c == 'T'));
+}
