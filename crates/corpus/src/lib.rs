@@ -143,6 +143,10 @@ pub enum Variant {
     Pie,
     /// `CGO_ENABLED=0` (scenarios that need cgo are skipped).
     NoCgo,
+    /// `-ldflags=-w`: no DWARF (the symbol table stays).
+    NoDwarf,
+    /// `-ldflags=-s -w`: no DWARF and no symbol table.
+    Stripped,
 }
 
 impl Variant {
@@ -152,6 +156,8 @@ impl Variant {
             Variant::Default => "bin",
             Variant::Pie => "bin-pie",
             Variant::NoCgo => "bin-nocgo",
+            Variant::NoDwarf => "bin-nodwarf",
+            Variant::Stripped => "bin-stripped",
         }
     }
 }
@@ -170,8 +176,17 @@ pub fn build_variant(version: &str, variant: Variant) -> Result<PathBuf> {
     let go = root.join("bin/go");
     let mut cmd = Command::new(&go);
     cmd.arg("build");
-    if variant == Variant::Pie {
-        cmd.arg("-buildmode=pie");
+    match variant {
+        Variant::Pie => {
+            cmd.arg("-buildmode=pie");
+        }
+        Variant::NoDwarf => {
+            cmd.arg("-ldflags=-w");
+        }
+        Variant::Stripped => {
+            cmd.arg("-ldflags=-s -w");
+        }
+        Variant::Default | Variant::NoCgo => {}
     }
     let mut pkgs = vec!["./...".to_string()];
     if variant == Variant::NoCgo {

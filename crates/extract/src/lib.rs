@@ -21,7 +21,7 @@ use gostall_goruntime::{self as rt};
 use gostall_model::{
     CreatedBy, GoFlags, GoState, Goroutine, ProcFacts, SchedFacts, Snapshot, StackId, WaitReason,
 };
-use gostall_target::Memory;
+use gostall_target::{Memory, ReadReq};
 use rustc_hash::FxHashMap;
 use unwind::Symbolizer;
 
@@ -101,6 +101,22 @@ pub struct Extra {
     pub reread: u64,
     /// Goroutines that stayed inconsistent.
     pub inconsistent: u64,
+    /// Goroutine headers that could not be read at all.
+    pub unreadable: u64,
+}
+
+/// Goroutines per vectored batch.
+const BATCH: usize = 4096;
+/// Largest merged range of goroutine headers.
+const MAX_RANGE: usize = 1 << 20;
+/// Largest gap between two goroutine headers read as one range.
+const GAP: usize = 2048;
+
+/// Phase-1 result: every goroutine's header.
+#[derive(Debug, Default)]
+pub struct Headers {
+    raws: Vec<GRaw>,
+    unreadable: u64,
 }
 
 fn u64_at(b: &[u8], off: u64) -> u64 {
@@ -210,173 +226,472 @@ impl<'p> Program<'p> {
             .collect())
     }
 
-    /// Reads everything into a snapshot.
+    /// Reads everything into a snapshot (headers, scheduler, then stacks).
     pub fn extract<M: Memory + ?Sized>(
         &self,
         mem: &M,
         snap: &mut Snapshot,
         opts: &Options,
     ) -> Result<Extra, ExtractError> {
+        let headers = self.read_headers(mem, opts)?;
         let mut extra = Extra::default();
-        let addrs = self.all_g_addrs(mem, opts.max_goroutines)?;
-        let gsize = self.layout.g.size as usize;
-        let mut gbuf = vec![0u8; gsize];
-        let mut stack = Vec::new();
-        let mut sym = Symbolizer::new(self);
-        let source = snap.sources.len().saturating_sub(1) as u16;
-        let mut raws = Vec::with_capacity(addrs.len());
-        let mut frames = Vec::with_capacity(64);
-        for &addr in &addrs {
-            let mut tries = 0;
-            let (raw, consistent) = loop {
-                tries += 1;
-                if mem.read(addr, &mut gbuf).is_err() {
-                    break (None, false);
-                }
-                let raw = self.parse_g(addr, &gbuf);
-                let (state, _) = gstatus::state(raw.status);
-                if state == GoState::Dead {
-                    break (Some(raw), true);
-                }
-                let (_, sp) = unwind::start(&raw);
-                stack.clear();
-                if sp >= raw.stack_lo && sp < raw.stack_hi && raw.stack_hi - sp <= opts.max_stack {
-                    stack.resize((raw.stack_hi - sp) as usize, 0);
-                    if mem.read(sp, &mut stack).is_err() {
-                        stack.clear();
-                    }
-                }
-                // Read the goroutine again: if it moved while we read its stack, try again.
-                if mem.read(addr, &mut gbuf).is_err() {
-                    break (Some(raw), false);
-                }
-                let again = self.parse_g(addr, &gbuf);
-                if again == raw {
-                    break (Some(raw), true);
-                }
-                extra.reread += 1;
-                if tries >= 3 {
-                    break (Some(again), false);
-                }
-            };
-            let Some(raw) = raw else { continue };
-            let (state, leaked) = gstatus::state(raw.status);
-            if state == GoState::Dead {
-                continue;
-            }
-            extra.g_addr_to_id.insert(addr, raw.goid);
-            frames.clear();
-            let mut unavailable = false;
-            if state == GoState::Running || !consistent {
-                unavailable = true;
-            } else {
-                let (pc, sp) = unwind::start(&raw);
-                sym.unwind(pc, sp, &stack, true, &mut snap.tables, &mut frames);
-            }
-            if !consistent {
-                extra.inconsistent += 1;
-            }
-            raws.push((raw, state, leaked, unavailable, frames.clone()));
-        }
-        // Build goroutines.
-        for (raw, state, leaked, unavailable, frames) in raws {
-            let stack_id = if frames.is_empty() {
-                StackId(0)
-            } else {
-                snap.tables.intern_stack(&frames)
-            };
-            let reason_text = (state == GoState::Waiting || leaked)
-                .then(|| self.wait_reasons.get(raw.waitreason as usize).cloned())
-                .flatten();
-            let mut wait_reason = match state {
-                GoState::Waiting => Some(
-                    reason_text
-                        .as_deref()
-                        .map(|t| rt::parse_status(t).wait_reason.unwrap_or(WaitReason::Other))
-                        .unwrap_or(WaitReason::Other),
-                ),
-                GoState::Syscall => Some(WaitReason::Syscall),
-                _ => None,
-            };
-            let tables = &snap.tables;
-            let funcs = frames.iter().map(|&f| tables.str(tables.frame(f).function));
-            if let Some(r) = wait_reason {
-                wait_reason = Some(rt::refine_wait_reason(r, funcs.clone()));
-            }
-            if state == GoState::Syscall && funcs.clone().any(rt::is_cgocall) {
-                wait_reason = Some(WaitReason::Cgo);
-            }
-            let raw_status = Some(snap.tables.intern(match (&reason_text, state) {
-                (Some(t), _) if !t.is_empty() => t,
-                (_, GoState::Running) => "running",
-                (_, GoState::Runnable) => "runnable",
-                (_, GoState::Syscall) => "syscall",
-                (_, GoState::Idle) => "idle",
-                (_, GoState::Preempted) => "preempted",
-                _ => "waiting",
-            }));
-            let wait_ns = match (opts.now_ns, raw.waitsince) {
-                (Some(now), since) if since > 0 && (now as i64) > since => {
-                    Some((now as i64 - since) as u64)
-                }
-                _ => None,
-            };
-            // Goroutine 1 is started by the runtime's bootstrap, which Go never prints.
-            let created_by = (raw.gopc != 0 && raw.goid != 1)
-                .then(|| sym.created_by(raw.gopc, &mut snap.tables))
-                .flatten()
-                .map(|frame| CreatedBy {
-                    frame,
-                    goroutine: (raw.parent_goid != 0).then_some(raw.parent_goid),
-                });
-            let waiting_on = (raw.waiting != 0)
-                .then(|| {
-                    self.read_u64(mem, "sudog.c", raw.waiting + self.layout.sudog.c)
-                        .ok()
-                })
-                .flatten()
-                .filter(|&c| c != 0);
-            snap.goroutines.push(Goroutine {
-                id: raw.goid,
-                count: 1,
-                state,
-                wait_reason,
-                raw_status,
-                wait_minutes: wait_ns
-                    .map(|ns| (ns / 60_000_000_000) as u32)
-                    .filter(|&m| m > 0),
-                locked_to_thread: raw.lockedm != 0,
-                stack_unavailable: unavailable,
-                flags: GoFlags {
-                    scan: raw.status & gstatus::SCAN != 0,
-                    durable: false,
-                    leaked,
-                },
-                synctest_bubble: None,
-                stack: stack_id,
-                elided_frames: 0,
-                created_by,
-                originating_from: None,
-                labels: Vec::new(),
-                m: None,
-                source,
-                wait_ns,
-                waiting_on,
-                thread: None,
-            });
-        }
-        if let Some(s) = snap.sources.get_mut(source as usize) {
-            s.goroutines = snap.goroutines.len();
-        }
-        self.read_sched(mem, snap, &mut extra)?;
+        self.read_sched(mem, snap, &mut extra, &headers)?;
+        self.complete(mem, snap, opts, headers, &mut extra);
         Ok(extra)
     }
 
-    fn read_sched<M: Memory + ?Sized>(
+    /// Phase 1: every goroutine's header (the g struct), read in vectored batches. With the target
+    /// paused this is the consistent snapshot of scheduler state.
+    pub fn read_headers<M: Memory + ?Sized>(
+        &self,
+        mem: &M,
+        opts: &Options,
+    ) -> Result<Headers, ExtractError> {
+        let t0 = std::time::Instant::now();
+        let addrs = self.all_g_addrs(mem, opts.max_goroutines)?;
+        let t_list = t0.elapsed();
+        let glen = self.g_read_len();
+        // gs live in spans, mostly side by side: read runs of nearby gs as one range, so the
+        // kernel pins each page once instead of once per goroutine.
+        let mut sorted = addrs;
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut raws = Vec::with_capacity(sorted.len());
+        let mut unreadable = 0u64;
+        // (range start, range len, first index into `sorted`, count)
+        let mut ranges: Vec<(u64, usize, usize, usize)> = Vec::new();
+        for (k, &a) in sorted.iter().enumerate() {
+            match ranges.last_mut() {
+                Some((start, len, _, n))
+                    if a >= *start
+                        && a - *start <= MAX_RANGE as u64
+                        && a <= *start + *len as u64 + GAP as u64 =>
+                {
+                    *len = (a - *start) as usize + glen;
+                    *n += 1;
+                }
+                _ => ranges.push((a, glen, k, 1)),
+            }
+        }
+        let t_sort = t0.elapsed();
+        let mut t_read = std::time::Duration::ZERO;
+        let mut ok = Vec::new();
+        let mut buf = Vec::new();
+        for chunk in ranges.chunks(1024) {
+            let reqs: Vec<ReadReq> = chunk
+                .iter()
+                .map(|&(addr, len, _, _)| ReadReq { addr, len })
+                .collect();
+            let total: usize = reqs.iter().map(|r| r.len).sum();
+            // Grow only: every byte parsed below was just written by a successful read.
+            if buf.len() < total {
+                buf.resize(total, 0);
+            }
+            let tr = std::time::Instant::now();
+            mem.read_batch(&reqs, &mut buf[..total], &mut ok);
+            t_read += tr.elapsed();
+            let mut at = 0usize;
+            for (r, &(start, len, first, n)) in chunk.iter().enumerate() {
+                let range_ok = ok.get(r).copied().unwrap_or(false);
+                for &a in &sorted[first..first + n] {
+                    if range_ok {
+                        let o = at + (a - start) as usize;
+                        raws.push(self.parse_g(a, &buf[o..o + glen]));
+                    } else {
+                        // A range that failed as a whole: read its gs one by one.
+                        let mut one = vec![0u8; glen];
+                        if mem.read(a, &mut one).is_ok() {
+                            raws.push(self.parse_g(a, &one));
+                        } else {
+                            unreadable += 1;
+                        }
+                    }
+                }
+                at += len;
+            }
+        }
+        if std::env::var_os("GOSTALL_TIMING").is_some() {
+            let bytes: usize = ranges.iter().map(|r| r.1).sum();
+            eprintln!(
+                "headers: list {t_list:?}, sort+merge {t_sort:?}, {} ranges / {} MB read in {t_read:?}, total {:?}",
+                ranges.len(),
+                bytes >> 20,
+                t0.elapsed()
+            );
+        }
+        Ok(Headers { raws, unreadable })
+    }
+
+    /// Bytes of a g that hold every field gostall reads.
+    fn g_read_len(&self) -> usize {
+        let l = &self.layout.g;
+        let max = [
+            l.stack_lo,
+            l.stack_hi,
+            l.m,
+            l.sched_sp,
+            l.sched_pc,
+            l.sched_bp,
+            l.syscallsp,
+            l.syscallpc,
+            l.atomicstatus,
+            l.goid,
+            l.waitsince,
+            l.waitreason,
+            l.lockedm,
+            l.parent_goid,
+            l.gopc,
+            l.startpc,
+            l.waiting,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+        ((max + 8).min(l.size.max(max + 8))) as usize
+    }
+
+    /// Phase 2: stacks, read in bounded chunks and validated against the headers (a goroutine
+    /// whose header changed while its stack was read is re-read, then marked), unwound and
+    /// symbolised; goroutines added to the snapshot.
+    pub fn complete<M: Memory + ?Sized>(
+        &self,
+        mem: &M,
+        snap: &mut Snapshot,
+        opts: &Options,
+        headers: Headers,
+        extra: &mut Extra,
+    ) {
+        let mut sym = Symbolizer::new(self);
+        let source = snap.sources.len().saturating_sub(1) as u16;
+        let glen = self.g_read_len();
+        let mut frames = Vec::with_capacity(64);
+        let mut ok = Vec::new();
+        let mut gbuf = vec![0u8; glen * BATCH];
+        let mut stackbuf: Vec<u8> = Vec::new();
+        let mut built: Vec<(GRaw, GoState, bool, bool, StackId)> =
+            Vec::with_capacity(headers.raws.len());
+        for raw in &headers.raws {
+            extra.g_addr_to_id.insert(raw.addr, raw.goid);
+        }
+        let live: Vec<&GRaw> = headers
+            .raws
+            .iter()
+            .filter(|r| gstatus::state(r.status).0 != GoState::Dead)
+            .collect();
+        for chunk in live.chunks(BATCH) {
+            // Stacks of goroutines that are not running, [sp, hi), bounded.
+            let mut reqs = Vec::with_capacity(chunk.len());
+            let mut which = Vec::with_capacity(chunk.len());
+            for (k, raw) in chunk.iter().enumerate() {
+                let (state, _) = gstatus::state(raw.status);
+                if state == GoState::Running {
+                    continue;
+                }
+                let (_, sp) = unwind::start(raw);
+                if sp >= raw.stack_lo && sp < raw.stack_hi && raw.stack_hi - sp <= opts.max_stack {
+                    reqs.push(ReadReq {
+                        addr: sp,
+                        len: (raw.stack_hi - sp) as usize,
+                    });
+                    which.push(k);
+                }
+            }
+            let total: usize = reqs.iter().map(|r| r.len).sum();
+            stackbuf.clear();
+            stackbuf.resize(total, 0);
+            mem.read_batch(&reqs, &mut stackbuf, &mut ok);
+            let stack_ok = ok.clone();
+            // Re-read the headers: a goroutine that ran meanwhile has a different one.
+            let greqs: Vec<ReadReq> = chunk
+                .iter()
+                .map(|r| ReadReq {
+                    addr: r.addr,
+                    len: glen,
+                })
+                .collect();
+            let gb = &mut gbuf[..glen * chunk.len()];
+            mem.read_batch(&greqs, gb, &mut ok);
+            let mut offs = Vec::with_capacity(reqs.len());
+            let mut at = 0usize;
+            for r in &reqs {
+                offs.push(at);
+                at += r.len;
+            }
+            let mut slot = 0usize;
+            for (k, raw) in chunk.iter().enumerate() {
+                let (state, leaked) = gstatus::state(raw.status);
+                let has_stack = which.get(slot) == Some(&k);
+                let stack_range = if has_stack {
+                    let r = (
+                        offs[slot],
+                        offs[slot] + reqs[slot].len,
+                        stack_ok.get(slot).copied().unwrap_or(false),
+                    );
+                    slot += 1;
+                    Some(r)
+                } else {
+                    None
+                };
+                let same = ok.get(k).copied().unwrap_or(false)
+                    && self.parse_g(raw.addr, &gb[k * glen..(k + 1) * glen]) == **raw;
+                frames.clear();
+                let mut raw_now = **raw;
+                let mut consistent = same;
+                if state != GoState::Running {
+                    match stack_range {
+                        Some((s, e, true)) if same => {
+                            let (pc, sp) = unwind::start(raw);
+                            sym.unwind(
+                                pc,
+                                sp,
+                                &stackbuf[s..e],
+                                true,
+                                &mut snap.tables,
+                                &mut frames,
+                            );
+                        }
+                        _ => {
+                            // Slow path: read this one alone until its header holds still.
+                            extra.reread += 1;
+                            if let Some(r) = self.reread_one(
+                                mem,
+                                raw.addr,
+                                opts,
+                                &mut sym,
+                                &mut snap.tables,
+                                &mut frames,
+                            ) {
+                                raw_now = r;
+                                consistent = true;
+                            } else {
+                                consistent = false;
+                            }
+                        }
+                    }
+                }
+                let (state, leaked) = if raw_now == **raw {
+                    (state, leaked)
+                } else {
+                    gstatus::state(raw_now.status)
+                };
+                if state == GoState::Dead {
+                    continue;
+                }
+                if !consistent && state != GoState::Running {
+                    extra.inconsistent += 1;
+                }
+                let unavailable = state == GoState::Running || !consistent;
+                let stack = if frames.is_empty() {
+                    StackId(0)
+                } else {
+                    snap.tables.intern_stack(&frames)
+                };
+                built.push((raw_now, state, leaked, unavailable, stack));
+            }
+        }
+        // The channel each waiter waits on: sudog.c of g.waiting, in one vectored read.
+        let c_off = self.layout.sudog.c;
+        let reqs: Vec<ReadReq> = built
+            .iter()
+            .filter(|b| b.0.waiting != 0)
+            .map(|b| ReadReq {
+                addr: b.0.waiting + c_off,
+                len: 8,
+            })
+            .collect();
+        let mut cbuf = vec![0u8; reqs.len() * 8];
+        mem.read_batch(&reqs, &mut cbuf, &mut ok);
+        let mut chans = Vec::with_capacity(reqs.len());
+        for (k, _) in reqs.iter().enumerate() {
+            let v = u64_at(&cbuf, (k * 8) as u64);
+            chans.push((ok.get(k).copied().unwrap_or(false) && v != 0).then_some(v));
+        }
+        let mut chans = chans.into_iter();
+        let mut reasons: FxHashMap<(StackId, u8, GoState), Option<WaitReason>> =
+            FxHashMap::default();
+        for (raw, state, leaked, unavailable, stack) in built {
+            let waiting_on = if raw.waiting != 0 {
+                chans.next().flatten()
+            } else {
+                None
+            };
+            let wait_reason = *reasons
+                .entry((stack, raw.waitreason, state))
+                .or_insert_with(|| self.wait_reason(snap, raw, state, leaked, stack));
+            self.push_goroutine(
+                snap,
+                opts,
+                &mut sym,
+                source,
+                raw,
+                (state, leaked, unavailable),
+                stack,
+                wait_reason,
+                waiting_on,
+            );
+        }
+        extra.unreadable = headers.unreadable;
+        if let Some(s) = snap.sources.get_mut(source as usize) {
+            s.goroutines = snap.goroutines.len();
+        }
+    }
+
+    /// Reads one goroutine and its stack until the header is the same before and after.
+    fn reread_one<M: Memory + ?Sized>(
+        &self,
+        mem: &M,
+        addr: u64,
+        opts: &Options,
+        sym: &mut Symbolizer<'_, '_>,
+        tables: &mut gostall_model::Tables,
+        frames: &mut Vec<gostall_model::FrameId>,
+    ) -> Option<GRaw> {
+        let glen = self.g_read_len();
+        let mut gbuf = vec![0u8; glen];
+        let mut stack = Vec::new();
+        for _ in 0..3 {
+            mem.read(addr, &mut gbuf).ok()?;
+            let raw = self.parse_g(addr, &gbuf);
+            let (state, _) = gstatus::state(raw.status);
+            frames.clear();
+            if state == GoState::Dead || state == GoState::Running {
+                return Some(raw);
+            }
+            let (pc, sp) = unwind::start(&raw);
+            stack.clear();
+            if sp >= raw.stack_lo && sp < raw.stack_hi && raw.stack_hi - sp <= opts.max_stack {
+                stack.resize((raw.stack_hi - sp) as usize, 0);
+                if mem.read(sp, &mut stack).is_err() {
+                    stack.clear();
+                }
+            }
+            mem.read(addr, &mut gbuf).ok()?;
+            if self.parse_g(addr, &gbuf) == raw {
+                sym.unwind(pc, sp, &stack, true, tables, frames);
+                return Some(raw);
+            }
+        }
+        frames.clear();
+        None
+    }
+
+    /// The normalised wait reason: the runtime's own string for this Go version, refined by the
+    /// stack (`semacquire` → WaitGroup, cgo calls).
+    fn wait_reason(
+        &self,
+        snap: &Snapshot,
+        raw: GRaw,
+        state: GoState,
+        leaked: bool,
+        stack: StackId,
+    ) -> Option<WaitReason> {
+        let text = self.reason_text(raw, state, leaked);
+        let mut wait_reason = match state {
+            GoState::Waiting => Some(
+                text.map(|t| rt::parse_status(t).wait_reason.unwrap_or(WaitReason::Other))
+                    .unwrap_or(WaitReason::Other),
+            ),
+            GoState::Syscall => Some(WaitReason::Syscall),
+            _ => None,
+        };
+        let tables = &snap.tables;
+        let funcs = tables
+            .stack(stack)
+            .iter()
+            .map(|&f| tables.str(tables.frame(f).function));
+        if let Some(r) = wait_reason {
+            wait_reason = Some(rt::refine_wait_reason(r, funcs.clone()));
+        }
+        if state == GoState::Syscall && funcs.clone().any(rt::is_cgocall) {
+            wait_reason = Some(WaitReason::Cgo);
+        }
+        wait_reason
+    }
+
+    fn reason_text(&self, raw: GRaw, state: GoState, leaked: bool) -> Option<&str> {
+        (state == GoState::Waiting || leaked)
+            .then(|| {
+                self.wait_reasons
+                    .get(raw.waitreason as usize)
+                    .map(String::as_str)
+            })
+            .flatten()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push_goroutine(
+        &self,
+        snap: &mut Snapshot,
+        opts: &Options,
+        sym: &mut Symbolizer<'_, '_>,
+        source: u16,
+        raw: GRaw,
+        (state, leaked, unavailable): (GoState, bool, bool),
+        stack_id: StackId,
+        wait_reason: Option<WaitReason>,
+        waiting_on: Option<u64>,
+    ) {
+        let reason_text = self.reason_text(raw, state, leaked);
+        let raw_status = Some(snap.tables.intern(match (reason_text, state) {
+            (Some(t), _) if !t.is_empty() => t,
+            (_, GoState::Running) => "running",
+            (_, GoState::Runnable) => "runnable",
+            (_, GoState::Syscall) => "syscall",
+            (_, GoState::Idle) => "idle",
+            (_, GoState::Preempted) => "preempted",
+            _ => "waiting",
+        }));
+        let wait_ns = match (opts.now_ns, raw.waitsince) {
+            (Some(now), since) if since > 0 && (now as i64) > since => {
+                Some((now as i64 - since) as u64)
+            }
+            _ => None,
+        };
+        // Goroutine 1 is started by the runtime's bootstrap, which Go never prints.
+        let created_by = (raw.gopc != 0 && raw.goid != 1)
+            .then(|| sym.created_by(raw.gopc, &mut snap.tables))
+            .flatten()
+            .map(|frame| CreatedBy {
+                frame,
+                goroutine: (raw.parent_goid != 0).then_some(raw.parent_goid),
+            });
+        snap.goroutines.push(Goroutine {
+            id: raw.goid,
+            count: 1,
+            state,
+            wait_reason,
+            raw_status,
+            wait_minutes: wait_ns
+                .map(|ns| (ns / 60_000_000_000) as u32)
+                .filter(|&m| m > 0),
+            locked_to_thread: raw.lockedm != 0,
+            stack_unavailable: unavailable,
+            flags: GoFlags {
+                scan: raw.status & gstatus::SCAN != 0,
+                durable: false,
+                leaked,
+            },
+            synctest_bubble: None,
+            stack: stack_id,
+            elided_frames: 0,
+            created_by,
+            originating_from: None,
+            labels: Vec::new(),
+            m: None,
+            source,
+            wait_ns,
+            waiting_on,
+            thread: None,
+        });
+    }
+
+    /// Ms, Ps and the global scheduler. Part of the paused snapshot.
+    pub fn read_sched<M: Memory + ?Sized>(
         &self,
         mem: &M,
         snap: &mut Snapshot,
         extra: &mut Extra,
+        headers: &Headers,
     ) -> Result<(), ExtractError> {
         // allm
         let ml = &self.layout.m;
@@ -400,6 +715,19 @@ impl<'p> Program<'p> {
                 incgo: u8_at(&buf, ml.incgo) != 0,
             });
             m = u64_at(&buf, ml.alllink);
+        }
+        // Goroutine ids of the goroutines Ms run or are locked to (one scan; no full map while the
+        // target may be paused).
+        let wanted: rustc_hash::FxHashSet<u64> = extra
+            .ms
+            .iter()
+            .flat_map(|m| [m.curg, m.lockedg])
+            .filter(|&a| a != 0)
+            .collect();
+        for raw in &headers.raws {
+            if wanted.contains(&raw.addr) {
+                extra.g_addr_to_id.insert(raw.addr, raw.goid);
+            }
         }
         // allp
         let pl = &self.layout.p;

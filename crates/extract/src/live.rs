@@ -18,6 +18,10 @@ pub struct LiveOptions {
     pub pause_cap: Duration,
     /// Interval between the two scheduler samples (0 = one sample only).
     pub sample_interval: Duration,
+    /// Longest automatic pause, taken only when a P ran one goroutine through the whole sample
+    /// interval with work waiting (to read that goroutine's stack from its thread's registers);
+    /// zero disables it.
+    pub auto_pause_cap: Duration,
 }
 
 impl Default for LiveOptions {
@@ -26,6 +30,7 @@ impl Default for LiveOptions {
             pause: false,
             pause_cap: Duration::from_millis(500),
             sample_interval: Duration::from_millis(100),
+            auto_pause_cap: Duration::from_millis(50),
         }
     }
 }
@@ -147,9 +152,13 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
             LiveError::Extract { pid, source: e }
         }
     };
-    let extra: Extra;
+    let mut extra = Extra::default();
     if opts.pause {
+        // Paused: only the scheduler-state snapshot (goroutine headers, Ms, Ps, registers).
+        // Stacks are read after resuming and validated against these headers.
+        let t0 = Instant::now();
         let pause = Pause::freeze(pid, opts.pause_cap)?;
+        let t_frozen = t0.elapsed();
         // Test hook: hold the target paused so a test can kill gostall mid-pause.
         if let Some(ms) = std::env::var("GOSTALL_TEST_HOLD_PAUSE_MS")
             .ok()
@@ -157,25 +166,36 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
         {
             std::thread::sleep(Duration::from_millis(ms).min(opts.pause_cap));
         }
-        let res = prog.extract(&proc, &mut snap, &xopts);
-        let regs: Vec<(i32, gostall_target::Regs)> = match &res {
-            Ok(ex) => ex
-                .ms
-                .iter()
-                .filter(|m| m.curg != 0)
-                .filter_map(|m| {
-                    pause
-                        .regs(m.procid as i32)
-                        .ok()
-                        .map(|r| (m.procid as i32, r))
-                })
-                .collect(),
-            Err(_) => Vec::new(),
+        let headers = prog.read_headers(&proc, &xopts);
+        let t_headers = t0.elapsed();
+        let sched = match &headers {
+            Ok(h) => prog.read_sched(&proc, &mut snap, &mut extra, h),
+            Err(_) => Ok(()),
         };
+        let regs: Vec<(i32, gostall_target::Regs)> = extra
+            .ms
+            .iter()
+            .filter(|m| m.curg != 0)
+            .filter_map(|m| {
+                pause
+                    .regs(m.procid as i32)
+                    .ok()
+                    .map(|r| (m.procid as i32, r))
+            })
+            .collect();
+        let t_regs = t0.elapsed();
         let threads = proc.threads();
+        let t_threads = t0.elapsed();
         let paused = pause.resume();
+        if std::env::var_os("GOSTALL_TIMING").is_some() {
+            eprintln!(
+                "pause: frozen {t_frozen:?}, headers {t_headers:?}, sched+regs {t_regs:?}, threads {t_threads:?}, resumed after {paused:?}"
+            );
+        }
         meta.paused_us = Some(paused.as_micros() as u64);
-        extra = res.map_err(gone)?;
+        let headers = headers.map_err(gone)?;
+        sched.map_err(gone)?;
+        prog.complete(&proc, &mut snap, &xopts, headers, &mut extra);
         prog.unwind_running(&proc, &mut snap, &extra, &regs);
         join_threads(&mut snap, &extra, threads?);
     } else {
@@ -189,6 +209,52 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
         if let Ok(later) = prog.sample_schedticks(&proc) {
             for p in &mut snap.procs {
                 p.schedtick_later = later.iter().find(|(id, _)| *id == p.id).map(|(_, t)| *t);
+            }
+        }
+        // A P that ran the same goroutine through the whole interval while work waited: its
+        // goroutine's stack is only in its thread's registers. Pause briefly to read them.
+        if !opts.pause && !opts.auto_pause_cap.is_zero() {
+            let global = snap.scheduler.as_ref().map_or(0, |s| s.global_runq);
+            let stuck: Vec<u64> = snap
+                .procs
+                .iter()
+                .filter(|p| {
+                    p.status == "running"
+                        && p.schedtick_later == Some(p.schedtick)
+                        && (p.runq_len > 0 || global > 0)
+                })
+                .filter_map(|p| p.running)
+                .collect();
+            let hidden =
+                |g: &gostall_model::Goroutine| stuck.contains(&g.id) && g.stack_unavailable;
+            if snap.goroutines.iter().any(hidden) {
+                if let Ok(pause) = Pause::freeze(pid, opts.auto_pause_cap) {
+                    let regs: Vec<(i32, gostall_target::Regs)> = extra
+                        .ms
+                        .iter()
+                        .filter(|m| {
+                            extra
+                                .g_addr_to_id
+                                .get(&m.curg)
+                                .is_some_and(|g| stuck.contains(g))
+                        })
+                        .filter_map(|m| {
+                            pause
+                                .regs(m.procid as i32)
+                                .ok()
+                                .map(|r| (m.procid as i32, r))
+                        })
+                        .collect();
+                    let paused = pause.resume();
+                    meta.paused_us = Some(paused.as_micros() as u64);
+                    meta.notes.push(format!(
+                        "paused {} µs to read the registers of {} thread(s) whose goroutine held a P through the whole {} ms sample",
+                        paused.as_micros(),
+                        regs.len(),
+                        opts.sample_interval.as_millis()
+                    ));
+                    prog.unwind_running(&proc, &mut snap, &extra, &regs);
+                }
             }
         }
     }

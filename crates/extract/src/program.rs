@@ -6,26 +6,48 @@ use gostall_goruntime::layout::{LayoutError, RuntimeLayout};
 use gostall_target::Memory;
 
 /// Why a binary cannot be read as a supported Go program.
+///
+/// Each message says what is wrong with the binary and what to do instead; the caller prefixes the
+/// process and executable.
 #[derive(Debug, thiserror::Error)]
 pub enum ProgramError {
     /// The binary could not be parsed.
     #[error(transparent)]
     Bin(#[from] BinError),
     /// Not a Go program.
-    #[error("this is not a Go program (no Go build information and no Go runtime symbols)")]
+    #[error("this is not a Go program (no Go build information and no Go runtime symbols): gostall reads only programs built by the Go toolchain")]
     NotGo,
-    /// A Go version gostall does not support.
-    #[error("Go {0} is not supported: gostall reads Go 1.21 through 1.27")]
+    /// A Go version gostall does not support (the version text from the build information).
+    #[error("built with Go {0}, which gostall cannot read live: it reads Go 1.21 through 1.27; rebuild with a supported Go, or diagnose a goroutine dump instead (`kill -QUIT PID` with GOTRACEBACK=all, or /debug/pprof/goroutine?debug=2), which works for any Go version")]
     Unsupported(String),
     /// No DWARF: struct layouts unknown.
-    #[error("the binary has no DWARF debug information (built with -ldflags=-w or stripped), so gostall cannot locate the runtime's fields; rebuild without -w/-s, or diagnose a SIGQUIT dump instead (kill -QUIT with GOTRACEBACK=all)")]
+    #[error("the binary has no DWARF debug information (built with -ldflags=-w), so gostall cannot locate the runtime's fields; rebuild without -w, or diagnose a goroutine dump instead (`kill -QUIT PID` with GOTRACEBACK=all, or /debug/pprof/goroutine?debug=2)")]
     NoDwarf,
+    /// Neither DWARF nor a symbol table.
+    #[error("the binary is stripped (built with -ldflags='-s -w', or run through strip): without DWARF debug information and symbols gostall cannot locate the runtime's data; rebuild without -s -w, or diagnose a goroutine dump instead (`kill -QUIT PID` with GOTRACEBACK=all, or /debug/pprof/goroutine?debug=2)")]
+    Stripped,
     /// No symbol table.
-    #[error("the binary has no symbol table (stripped with -s), so gostall cannot find runtime.{0}; rebuild without -s, or diagnose a SIGQUIT dump instead")]
+    #[error("the binary has no symbol table (stripped with -s), so gostall cannot find runtime.{0}; rebuild without -s, or diagnose a goroutine dump instead (`kill -QUIT PID` with GOTRACEBACK=all)")]
     NoSymbol(&'static str),
     /// DWARF lacks a needed type or member.
     #[error(transparent)]
     Layout(#[from] LayoutError),
+}
+
+/// Checks that a binary's Go version is one gostall reads live (1.21 through 1.27).
+///
+/// `version` is the parsed version (`None` when the text did not parse, e.g. a development build)
+/// and `text` the version as the build information spells it (`go1.27.3`).
+///
+/// # Errors
+/// [`ProgramError::Unsupported`] with the version, without its `go` prefix.
+pub fn check_go_version(version: Option<(u32, u32, u32)>, text: &str) -> Result<(), ProgramError> {
+    match version {
+        Some((1, minor, _)) if (21..=27).contains(&minor) => Ok(()),
+        _ => Err(ProgramError::Unsupported(
+            text.trim().trim_start_matches("go").to_string(),
+        )),
+    }
 }
 
 /// Runtime addresses (load bias applied) of the globals gostall reads.
@@ -72,20 +94,19 @@ impl<'p> Program<'p> {
             .build_info()
             .map(|b| b.go_version.clone())
             .ok_or(ProgramError::NotGo)?;
-        match bin.go_version() {
-            Some((1, minor, _)) if (21..=27).contains(&minor) => {}
-            _ => {
-                return Err(ProgramError::Unsupported(
-                    go_version.trim_start_matches("go").to_string(),
-                ))
-            }
-        }
+        check_go_version(bin.go_version(), &go_version)?;
         let sym = |name: &'static str| {
             bin.symbol(name)
                 .map(|s| s.addr + bias)
                 .ok_or(ProgramError::NoSymbol(name.trim_start_matches("runtime.")))
         };
-        let dwarf = bin.dwarf()?.ok_or(ProgramError::NoDwarf)?;
+        let dwarf = bin.dwarf()?.ok_or_else(|| {
+            if bin.symbol("runtime.allgs").is_none() {
+                ProgramError::Stripped
+            } else {
+                ProgramError::NoDwarf
+            }
+        })?;
         let layout = RuntimeLayout::from_dwarf(&dwarf)?;
         let symbols = Symbols {
             allgs: sym("runtime.allgs")?,
@@ -131,4 +152,46 @@ fn read_strings<M: Memory + ?Sized>(mem: &M, addr: u64, size: u64) -> Vec<String
             String::from_utf8_lossy(&b).into_owned()
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_version_range() {
+        check_go_version(Some((1, 21, 0)), "go1.21.0").expect("1.21 is supported");
+        check_go_version(Some((1, 21, 13)), "go1.21.13").expect("1.21.13 is supported");
+        check_go_version(Some((1, 27, 3)), "go1.27.3").expect("1.27 is supported");
+        for (v, text) in [
+            (Some((1, 20, 14)), "go1.20.14"),
+            (Some((1, 28, 0)), "go1.28.0"),
+            (Some((2, 21, 0)), "go2.21.0"),
+            (None, "devel go1.28-abcdef"),
+        ] {
+            let e = check_go_version(v, text).expect_err(text);
+            assert!(matches!(e, ProgramError::Unsupported(_)), "{e:?}");
+            let m = e.to_string();
+            let shown = text.trim_start_matches("go");
+            assert!(m.starts_with(&format!("built with Go {shown}, ")), "{m}");
+            assert!(m.contains("Go 1.21 through 1.27"), "{m}");
+            assert!(m.contains("kill -QUIT PID"), "{m}");
+        }
+    }
+
+    #[test]
+    fn dwarf_messages_say_what_to_do() {
+        let m = ProgramError::NoDwarf.to_string();
+        assert!(m.contains("no DWARF") && m.contains("-ldflags=-w"), "{m}");
+        assert!(
+            m.contains("rebuild without -w") && m.contains("kill -QUIT"),
+            "{m}"
+        );
+        let m = ProgramError::Stripped.to_string();
+        assert!(m.contains("stripped") && m.contains("-s -w"), "{m}");
+        assert!(
+            m.contains("rebuild without -s -w") && m.contains("kill -QUIT"),
+            "{m}"
+        );
+    }
 }

@@ -6,6 +6,7 @@ mod demo;
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use gostall_extract::live::LiveError;
 use gostall_model::{Severity, Snapshot};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -64,7 +65,7 @@ enum Command {
 #[derive(clap::Args, Clone)]
 struct LiveArgs {
     /// Read this live process's memory (no agent, no restart; nothing is written to it).
-    #[arg(long, value_name = "PID")]
+    #[arg(long, value_name = "PID", value_parser = clap::value_parser!(i32).range(1..))]
     pid: Option<i32>,
     /// Freeze every thread of the target while reading (a consistent view, and stacks of running
     /// goroutines); the target is always resumed, at the latest after --pause-cap.
@@ -77,6 +78,10 @@ struct LiveArgs {
     /// (0: one sample).
     #[arg(long, default_value_t = 100, value_name = "MS", requires = "pid")]
     sample_interval: u64,
+    /// Never pause the target on its own. By default gostall pauses it for at most 50 ms when a
+    /// goroutine holds a processor through the whole sample, to read that goroutine's stack.
+    #[arg(long, requires = "pid")]
+    no_auto_pause: bool,
 }
 
 impl LiveArgs {
@@ -85,6 +90,11 @@ impl LiveArgs {
             pause: self.pause,
             pause_cap: std::time::Duration::from_millis(self.pause_cap),
             sample_interval: std::time::Duration::from_millis(self.sample_interval),
+            auto_pause_cap: if self.no_auto_pause {
+                std::time::Duration::ZERO
+            } else {
+                std::time::Duration::from_millis(50)
+            },
         };
         Ok(gostall_extract::live::snapshot_pid(pid, &opts)?)
     }
@@ -136,9 +146,77 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "gostall: error: {e:#}");
+            let _ = writeln!(std::io::stderr(), "gostall: error: {}", render_error(&e));
             ExitCode::from(2)
         }
+    }
+}
+
+/// The error as the user reads it: a few errors get a message of their own, the rest are their
+/// chain of causes joined with ": ", each cause only when it adds something (errors that already
+/// embed their source's text in their own would otherwise repeat it).
+fn render_error(e: &anyhow::Error) -> String {
+    if let Some(m) = e.downcast_ref::<LiveError>().and_then(explain_live) {
+        return m;
+    }
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || msg.contains(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    msg
+}
+
+/// Messages for live-read errors whose own text does not say what to do.
+fn explain_live(e: &LiveError) -> Option<String> {
+    use gostall_binfmt::BinError;
+    use gostall_extract::ExtractError;
+    use gostall_target::{MemError, TargetError};
+    match e {
+        LiveError::Binary {
+            pid,
+            exe,
+            source: BinError::NotGo | BinError::NotElf(_) | BinError::NoPclntab,
+        } => Some(format!(
+            "process {pid} ({exe}) is not a Go program: its executable has no Go build \
+             information, build ID or pclntab, and gostall reads only programs built by the Go \
+             toolchain; check the pid (`ps -o pid,args -p {pid}`)"
+        )),
+        LiveError::Binary {
+            pid,
+            exe,
+            source: BinError::UnsupportedPclntab { .. },
+        } => Some(format!(
+            "process {pid} ({exe}) was built with a Go older than 1.20, which gostall cannot read \
+             live: it reads Go 1.21 through 1.27; rebuild with a supported Go, or diagnose a \
+             goroutine dump instead (`kill -QUIT {pid}` with GOTRACEBACK=all, or \
+             /debug/pprof/goroutine?debug=2)"
+        )),
+        // The advice names a generic PID; the pid is known here.
+        LiveError::Program { pid, .. } => Some(e.to_string().replace("PID`", &format!("{pid}`"))),
+        // The process went away after it was opened.
+        LiveError::Target(
+            TargetError::ProcessExited { pid }
+            | TargetError::Mem(MemError::ProcessExited { pid, .. }),
+        )
+        | LiveError::Extract {
+            pid,
+            source:
+                ExtractError::Read {
+                    source: MemError::ProcessExited { .. },
+                    ..
+                },
+        }
+        | LiveError::Exited(pid) => {
+            Some(gostall_target::AccessError::Exited { pid: *pid }.to_string())
+        }
+        _ => None,
     }
 }
 
@@ -160,6 +238,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let pid = live.pid.context(
                 "gostall dump needs --pid PID (to read a dump file, use gostall diagnose FILE)",
             )?;
+            // A listing needs no second scheduler sample.
+            let live = LiveArgs {
+                sample_interval: 0,
+                ..live
+            };
             let snap = live.read(pid)?;
             let out = OutputArgs {
                 dump_only: true,

@@ -24,7 +24,7 @@ const FIX_ROOT: &str =
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
     /// No process has this pid in our PID namespace.
-    #[error("no process with pid {pid}{}", hint.as_deref().map(|h| format!(": {h}")).unwrap_or_default())]
+    #[error("no such process: {}", render_missing(*pid, hint.as_deref()))]
     NoSuchProcess {
         /// The pid asked for.
         pid: i32,
@@ -32,15 +32,23 @@ pub enum AccessError {
         hint: Option<String>,
     },
     /// The process has exited and waits for its parent to reap it: it has no memory any more.
-    #[error("process {pid} is a zombie: it has exited and only waits for its parent (pid {ppid}) to reap it, so there is no memory left to read")]
+    #[error("process {pid} has exited: it is a zombie that only waits for its parent (pid {ppid}) to reap it, so there is no memory left to read; run gostall while the program is still running")]
     Zombie {
         /// The pid asked for.
         pid: i32,
         /// Its parent.
         ppid: i32,
     },
+    /// The process exited while it was being opened (its memory is already gone).
+    #[error("process {pid} exited while gostall was reading it; run gostall while the program is still running")]
+    Exited {
+        /// The pid asked for.
+        pid: i32,
+    },
     /// The pid is a thread of another process.
-    #[error("{pid} is a thread of process {tgid}, not a process: use pid {tgid}")]
+    #[error(
+        "pid {pid} is a thread of process {tgid}, not a process: run gostall with --pid {tgid}"
+    )]
     NotAProcess {
         /// The pid asked for.
         pid: i32,
@@ -48,7 +56,7 @@ pub enum AccessError {
         tgid: i32,
     },
     /// gostall cannot inspect itself this way.
-    #[error("process {pid} is gostall itself")]
+    #[error("process {pid} is gostall itself: give the pid of the Go program to read")]
     IsSelf {
         /// Our pid.
         pid: i32,
@@ -62,6 +70,14 @@ pub enum AccessError {
         context: Box<AccessContext>,
         /// The reasons, most important first (never empty).
         reasons: Vec<DenyReason>,
+    },
+    /// A kernel thread: it has no user-space memory (and so no Go runtime).
+    #[error("process {pid} ({name}) is a kernel thread, not a Go program: it has no user-space memory to read")]
+    KernelThread {
+        /// The pid asked for.
+        pid: i32,
+        /// Its name (`comm`).
+        name: String,
     },
     /// The process exists and is accessible, but a test read of its memory failed.
     #[error("memory of process {pid} is not readable: {source}")]
@@ -371,6 +387,18 @@ fn render_denied(pid: i32, ctx: &AccessContext, reasons: &[DenyReason]) -> Strin
     s
 }
 
+fn render_missing(pid: i32, hint: Option<&str>) -> String {
+    let mut s = format!(
+        "there is no process with pid {pid} (it may have exited); find the Go program's pid with \
+         `pgrep -a NAME` or `ps -e`"
+    );
+    if let Some(h) = hint {
+        s.push_str(". ");
+        s.push_str(h);
+    }
+    s
+}
+
 fn user_name(uid: u32) -> Option<String> {
     nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
         .ok()
@@ -413,8 +441,9 @@ pub(crate) fn in_container() -> bool {
 pub(crate) fn not_visible_hint() -> Option<String> {
     in_container().then(|| {
         "gostall seems to run inside a container, which sees only the processes of its own PID \
-         namespace; run gostall on the host, or share the target's PID namespace (`docker run \
-         --pid=host` or `--pid=container:NAME`, Kubernetes `shareProcessNamespace: true`)"
+         namespace: if the program runs outside it, run gostall on the host, or share the \
+         program's PID namespace (`docker run --pid=host` or `--pid=container:NAME`, Kubernetes \
+         `shareProcessNamespace: true`)"
             .to_string()
     })
 }
@@ -589,21 +618,35 @@ mod tests {
     fn other_errors_read_well() {
         assert_eq!(
             AccessError::Zombie { pid: 5, ppid: 1 }.to_string(),
-            "process 5 is a zombie: it has exited and only waits for its parent (pid 1) to reap it, so there is no memory left to read"
+            "process 5 has exited: it is a zombie that only waits for its parent (pid 1) to reap \
+             it, so there is no memory left to read; run gostall while the program is still running"
         );
         assert_eq!(
             AccessError::NoSuchProcess { pid: 7, hint: None }.to_string(),
-            "no process with pid 7"
+            "no such process: there is no process with pid 7 (it may have exited); find the Go \
+             program's pid with `pgrep -a NAME` or `ps -e`"
         );
-        assert!(AccessError::NoSuchProcess {
-            pid: 7,
-            hint: Some("x".into())
-        }
-        .to_string()
-        .ends_with(": x"));
+        assert_eq!(
+            AccessError::NoSuchProcess {
+                pid: 7,
+                hint: Some("x".into())
+            }
+            .to_string(),
+            "no such process: there is no process with pid 7 (it may have exited); find the Go \
+             program's pid with `pgrep -a NAME` or `ps -e`. x"
+        );
         assert_eq!(
             AccessError::NotAProcess { pid: 8, tgid: 6 }.to_string(),
-            "8 is a thread of process 6, not a process: use pid 6"
+            "pid 8 is a thread of process 6, not a process: run gostall with --pid 6"
+        );
+        assert_eq!(
+            AccessError::KernelThread {
+                pid: 2,
+                name: "kthreadd".into()
+            }
+            .to_string(),
+            "process 2 (kthreadd) is a kernel thread, not a Go program: it has no user-space \
+             memory to read"
         );
     }
 }

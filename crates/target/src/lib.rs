@@ -27,7 +27,7 @@ mod signals;
 pub use access::{AccessContext, AccessError, DenyReason, CAP_SYS_PTRACE_BIT};
 pub use error::{MemError, PauseEnd, TargetError};
 pub use live::{LiveProcess, ReadMethod};
-pub use memory::{FakeMemory, Memory, MAX_READ_VEC};
+pub use memory::{FakeMemory, Memory, ReadReq, MAX_READ_VEC};
 pub use pause::Pause;
 pub use procfs::{Mapping, Perms, SyscallInfo, ThreadInfo};
 pub use regs::Regs;

@@ -100,8 +100,8 @@ impl LiveProcess {
                 ppid: stat.ppid,
             });
         }
-        let status =
-            procfs::status(pid).map_err(|_| AccessError::NoSuchProcess { pid, hint: None })?;
+        // It was there a moment ago (its stat was read).
+        let status = procfs::status(pid).map_err(|_| AccessError::Exited { pid })?;
         if status.tgid != 0 && status.tgid != pid {
             return Err(AccessError::NotAProcess {
                 pid,
@@ -140,9 +140,7 @@ impl LiveProcess {
         };
         let maps = match procfs::maps(pid) {
             Ok(m) => m,
-            Err(TargetError::ProcessExited { .. }) => {
-                return Err(AccessError::NoSuchProcess { pid, hint: None })
-            }
+            Err(TargetError::ProcessExited { .. }) => return Err(AccessError::Exited { pid }),
             Err(TargetError::Proc { source, .. })
                 if source.kind() == std::io::ErrorKind::PermissionDenied =>
             {
@@ -159,7 +157,21 @@ impl LiveProcess {
                 })
             }
         };
-        // A kernel thread has no mappings; an empty list read successfully means that.
+        // No mappings: a kernel thread (pid 2, kthreadd, and its children), or a process that is
+        // exiting and has already released its memory.
+        if maps.is_empty() {
+            return Err(match procfs::stat(pid) {
+                Ok(stat) if pid == 2 || stat.ppid == 2 => AccessError::KernelThread {
+                    pid,
+                    name: stat.comm,
+                },
+                Ok(stat) if matches!(stat.state, 'Z' | 'X' | 'x') => AccessError::Zombie {
+                    pid,
+                    ppid: stat.ppid,
+                },
+                _ => AccessError::Exited { pid },
+            });
+        }
         let Some(m) = maps.iter().find(|m| m.perms.read && !is_special(m)) else {
             return Err(AccessError::Unreadable {
                 pid,
@@ -174,9 +186,7 @@ impl LiveProcess {
         match self.read(m.start, &mut buf) {
             Ok(()) => Ok(()),
             Err(MemError::PermissionDenied { .. }) => Err(denied()),
-            Err(MemError::ProcessExited { .. }) => {
-                Err(AccessError::NoSuchProcess { pid, hint: None })
-            }
+            Err(MemError::ProcessExited { .. }) => Err(AccessError::Exited { pid }),
             Err(source) => Err(AccessError::Unreadable { pid, source }),
         }
     }
@@ -365,7 +375,80 @@ impl LiveProcess {
     }
 }
 
+/// Remote ranges per `process_vm_readv` call (the kernel's `IOV_MAX`).
+const IOV_MAX: usize = 1024;
+
+impl LiveProcess {
+    /// Vectored read: up to [`IOV_MAX`] ranges per system call. The kernel stops at the first
+    /// range it cannot read; that range is retried alone (to tell a partial read from a failure)
+    /// and the batch goes on after it.
+    fn read_batch_vm(&self, reqs: &[crate::ReadReq], buf: &mut [u8], ok: &mut Vec<bool>) {
+        ok.clear();
+        ok.resize(reqs.len(), false);
+        let mut offsets = Vec::with_capacity(reqs.len() + 1);
+        let mut at = 0usize;
+        for r in reqs {
+            offsets.push(at);
+            at += r.len;
+        }
+        offsets.push(at);
+        if at > buf.len() {
+            return;
+        }
+        let mut i = 0usize;
+        let mut remote = Vec::with_capacity(IOV_MAX);
+        while i < reqs.len() {
+            let end = (i + IOV_MAX).min(reqs.len());
+            remote.clear();
+            remote.extend(reqs[i..end].iter().map(|r| RemoteIoVec {
+                base: r.addr as usize,
+                len: r.len,
+            }));
+            let (lo, hi) = (offsets[i], offsets[end]);
+            let mut local = [IoSliceMut::new(&mut buf[lo..hi])];
+            let n = loop {
+                match process_vm_readv(Pid::from_raw(self.pid), &mut local, &remote) {
+                    Err(Errno::EINTR) => continue,
+                    Ok(n) => break n,
+                    Err(_) => break 0,
+                }
+            };
+            // Requests wholly covered by the transfer succeeded.
+            let mut j = i;
+            while j < end && offsets[j + 1] - lo <= n {
+                ok[j] = true;
+                j += 1;
+            }
+            if j == end {
+                i = end;
+                continue;
+            }
+            // The transfer stopped inside request j: read it alone, then go on after it.
+            let (s, e) = (offsets[j], offsets[j + 1]);
+            ok[j] = self.read(reqs[j].addr, &mut buf[s..e]).is_ok();
+            i = j + 1;
+        }
+    }
+}
+
 impl Memory for LiveProcess {
+    fn read_batch(&self, reqs: &[crate::ReadReq], buf: &mut [u8], ok: &mut Vec<bool>) {
+        if self.using.load(Ordering::Relaxed) == USING_PROC_MEM {
+            ok.clear();
+            let mut at = 0usize;
+            for r in reqs {
+                let end = at + r.len;
+                ok.push(
+                    buf.get_mut(at..end)
+                        .is_some_and(|b| self.read(r.addr, b).is_ok()),
+                );
+                at = end;
+            }
+            return;
+        }
+        self.read_batch_vm(reqs, buf, ok);
+    }
+
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
         let len = buf.len();
         if len == 0 {

@@ -18,9 +18,10 @@ fn no_such_process() {
         e,
         AccessError::NoSuchProcess { pid: i32::MAX, .. }
     ));
-    assert!(e
-        .to_string()
-        .starts_with(&format!("no process with pid {}", i32::MAX)));
+    assert!(e.to_string().starts_with(&format!(
+        "no such process: there is no process with pid {}",
+        i32::MAX
+    )));
 }
 
 #[test]

@@ -173,3 +173,55 @@ fn falls_back_to_proc_mem_when_process_vm_readv_is_refused() {
     );
     assert!(h.wait().unwrap().success());
 }
+
+/// Vectored reads: every readable range is read, an unreadable range in the middle (and one that
+/// runs off the end of a mapping) fails alone, and the ranges after it are still read.
+#[test]
+fn batched_reads_isolate_unreadable_ranges() {
+    use gostall_target::ReadReq;
+    for method in [ReadMethod::VmReadv, ReadMethod::ProcMem] {
+        let t = Target::spawn(0);
+        let p = LiveProcess::attach_with(t.pid, method).unwrap();
+        let reqs = [
+            ReadReq {
+                addr: t.marker,
+                len: 21,
+            },
+            ReadReq {
+                addr: 0x1000,
+                len: 8,
+            },
+            ReadReq {
+                addr: t.edge,
+                len: 16,
+            },
+            ReadReq {
+                addr: t.edge + t.page - 8,
+                len: 16,
+            },
+            ReadReq {
+                addr: t.edge + 64,
+                len: 8,
+            },
+        ];
+        let total: usize = reqs.iter().map(|r| r.len).sum();
+        let mut buf = vec![0u8; total];
+        let mut ok = Vec::new();
+        p.read_batch(&reqs, &mut buf, &mut ok);
+        assert_eq!(ok, [true, false, true, false, true], "{method:?}");
+        assert_eq!(&buf[..21], b"gostall-target-marker");
+        assert!(buf[29..45].iter().all(|&b| b == 0x5a));
+        assert!(buf[61..69].iter().all(|&b| b == 0x5a));
+        // More ranges than one system call carries.
+        let many: Vec<ReadReq> = (0..3000)
+            .map(|i| ReadReq {
+                addr: t.edge + (i % 512) * 8,
+                len: 8,
+            })
+            .collect();
+        let mut buf = vec![0u8; many.len() * 8];
+        p.read_batch(&many, &mut buf, &mut ok);
+        assert!(ok.iter().all(|&o| o) && ok.len() == 3000);
+        assert!(buf.iter().all(|&b| b == 0x5a));
+    }
+}
