@@ -1,35 +1,124 @@
-//! Records the artifacts `gostall demo` embeds: runs a few corpus scenarios with Go 1.27.3, captures
-//! what Go emits, and writes them with `crates/gostall/demo/demo.rs`.
+//! Records what `gostall demo` embeds, with Go 1.27.3: the artifacts a few corpus scenarios emit
+//! (dumps, profiles), and gzip-compressed builds of the scenarios the demo starts and reads live.
+//! Writes them with `crates/gostall/demo/demo.rs`.
 //!
 //! Run: `cargo run -p gostall-corpus --example record-demo` (or `scripts/record-demo.sh`).
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use flate2::{write::GzEncoder, Compression};
 use gostall_corpus as corpus;
 use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
 
-/// (scenario, title, which artifacts)
-const DEMOS: &[(&str, &str, &[&str])] = &[
-    (
-        "mutex-slow-call",
-        "a cache that holds its mutex across a hung backend call (SIGQUIT dump)",
-        &["sigquit"],
-    ),
-    (
-        "abba-deadlock",
-        "two transfers locking accounts in opposite order (debug=2 dump + mutex profile)",
-        &["debug2", "mutex"],
-    ),
-    (
-        "abandoned-senders",
-        "senders abandoned after a timeout (debug=2 dump)",
-        &["debug2"],
-    ),
-    (
-        "control-idle-server",
-        "a healthy idle HTTP server with keep-alive clients (SIGQUIT dump)",
-        &["sigquit"],
-    ),
+/// One demo: a scenario, its title, the artifacts recorded from it, and whether the demo starts a
+/// bundled build of it and reads it live (the recorded artifacts then stand in where live reading
+/// is not allowed).
+struct Spec {
+    scenario: &'static str,
+    title: &'static str,
+    artifacts: &'static [&'static str],
+    live: bool,
+}
+
+const DEMOS: &[Spec] = &[
+    Spec {
+        scenario: "mutex-slow-call",
+        title: "a cache that holds its mutex across a hung backend call",
+        artifacts: &["sigquit"],
+        live: true,
+    },
+    Spec {
+        scenario: "abba-deadlock",
+        title: "two transfers locking accounts in opposite order",
+        artifacts: &["debug2", "mutex"],
+        live: true,
+    },
+    Spec {
+        scenario: "abandoned-senders",
+        title: "senders abandoned after a timeout",
+        artifacts: &["debug2"],
+        live: false,
+    },
+    Spec {
+        scenario: "control-idle-server",
+        title: "a healthy idle HTTP server with keep-alive clients",
+        artifacts: &["sigquit"],
+        live: false,
+    },
 ];
+
+fn describe(kind: &str) -> &'static str {
+    match kind {
+        "sigquit" => "SIGQUIT dump",
+        "debug2" => "debug=2 dump",
+        "mutex" => "mutex profile",
+        _ => "artifact",
+    }
+}
+
+/// Builds the scenarios the demo runs live: static (`CGO_ENABLED=0`), `-trimpath`, DWARF kept but
+/// smaller — no compiler-generated variable and scope DWARF (`-gcflags=all=-dwarf=false`; the
+/// linker still writes the type, line and frame DWARF that live reading needs), and stored
+/// uncompressed so that gzip compresses it better than the linker's fast zlib
+/// (`-ldflags=-compressdwarf=false`).
+fn build_live(version: &str, names: &[&str], out: &Path) -> Result<()> {
+    let root = corpus::goroot(version)?;
+    let dir = corpus::work_dir(version);
+    let bin = dir.join("demo-live");
+    std::fs::create_dir_all(&bin)?;
+    let go = root.join("bin/go");
+    let mut path = root.join("bin").into_os_string();
+    if let Some(old) = std::env::var_os("PATH") {
+        path.push(":");
+        path.push(old);
+    }
+    let status = Command::new(&go)
+        .args([
+            "build",
+            "-trimpath",
+            "-gcflags=all=-dwarf=false",
+            "-ldflags=-compressdwarf=false",
+            "-o",
+        ])
+        .arg(&bin)
+        .args(names.iter().map(|n| format!("./{n}")))
+        .current_dir(corpus::repo_root().join("scenarios"))
+        .env("GOROOT", &root)
+        .env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOCACHE", dir.join("gocache"))
+        .env("GOPATH", dir.join("gopath"))
+        .env("CGO_ENABLED", "0")
+        .env("GOOS", "linux")
+        .env("GOARCH", "amd64")
+        .env("PATH", path)
+        .status()
+        .with_context(|| format!("running {}", go.display()))?;
+    if !status.success() {
+        bail!("go build of the live demo programs failed with Go {version}");
+    }
+    std::fs::create_dir_all(out)?;
+    for e in std::fs::read_dir(out)? {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "gz") {
+            std::fs::remove_file(p)?;
+        }
+    }
+    for name in names {
+        let exe = std::fs::read(bin.join(name))?;
+        let mut gz = GzEncoder::new(Vec::new(), Compression::best());
+        std::io::Write::write_all(&mut gz, &exe)?;
+        let gz = gz.finish()?;
+        std::fs::write(out.join(format!("{name}.gz")), &gz)?;
+        println!(
+            "{name}: {} bytes, {} bytes gzip-compressed",
+            exe.len(),
+            gz.len()
+        );
+    }
+    Ok(())
+}
 
 fn main() -> Result<()> {
     let version = "1.27.3";
@@ -42,21 +131,32 @@ fn main() -> Result<()> {
             std::fs::remove_file(p)?;
         }
     }
-    let mut code = String::from("// Generated by `cargo run -p gostall-corpus --example record-demo`: do not edit.\nconst DEMOS: &[Demo] = &[\n");
-    for (name, title, kinds) in DEMOS {
+    let live: Vec<&str> = DEMOS
+        .iter()
+        .filter(|d| d.live)
+        .map(|d| d.scenario)
+        .collect();
+    build_live(version, &live, &out.join("live"))?;
+    let mut code = String::from(
+        "// Generated by `cargo run -p gostall-corpus --example record-demo`: do not edit.\n\
+         const DEMOS: &[Demo] = &[\n",
+    );
+    for d in DEMOS {
+        let name = d.scenario;
         let sc = manifest
             .scenarios
             .iter()
-            .find(|s| s.name == *name)
+            .find(|s| s.name == name)
             .context("scenario missing")?;
         let tmp = corpus::work_dir(version).join("demo").join(name);
         let cap = corpus::capture(&bin, sc, &tmp)?;
+        let what: Vec<&str> = d.artifacts.iter().map(|k| describe(k)).collect();
         writeln!(
             code,
             "    Demo {{\n        title: {:?},\n        files: &[",
-            format!("{name}: {title}, Go {version}")
+            format!("{name}: {} ({}), Go {version}", d.title, what.join(" + "))
         )?;
-        for k in *kinds {
+        for k in d.artifacts {
             let src = match *k {
                 "sigquit" => Some(cap.sigquit.clone()),
                 "debug2" => cap.debug2.clone(),
@@ -69,10 +169,27 @@ fn main() -> Result<()> {
             std::fs::copy(&src, out.join(&file))?;
             writeln!(code, "            ({file:?}, include_bytes!({file:?})),")?;
         }
-        code.push_str("        ],\n    },\n");
+        code.push_str("        ],\n");
+        if d.live {
+            writeln!(
+                code,
+                "        live: Some(Live {{\n            name: {name:?},\n            title: {:?},\n            \
+                 gz: include_bytes!({:?}),\n        }}),",
+                format!("{name}: {}, Go {version}", d.title),
+                format!("live/{name}.gz"),
+            )?;
+        } else {
+            code.push_str("        live: None,\n");
+        }
+        code.push_str("    },\n");
     }
     code.push_str("];\n");
     std::fs::write(out.join("demo.rs"), code)?;
-    println!("recorded {} demos into {}", DEMOS.len(), out.display());
+    println!(
+        "recorded {} demos ({} live) into {}",
+        DEMOS.len(),
+        live.len(),
+        out.display()
+    );
     Ok(())
 }

@@ -5,6 +5,11 @@ const DEMOS: &[Demo] = &[
         files: &[
             ("mutex-slow-call.sigquit.txt", include_bytes!("mutex-slow-call.sigquit.txt")),
         ],
+        live: Some(Live {
+            name: "mutex-slow-call",
+            title: "mutex-slow-call: a cache that holds its mutex across a hung backend call, Go 1.27.3",
+            gz: include_bytes!("live/mutex-slow-call.gz"),
+        }),
     },
     Demo {
         title: "abba-deadlock: two transfers locking accounts in opposite order (debug=2 dump + mutex profile), Go 1.27.3",
@@ -12,17 +17,24 @@ const DEMOS: &[Demo] = &[
             ("abba-deadlock.debug2.txt", include_bytes!("abba-deadlock.debug2.txt")),
             ("abba-deadlock.mutex.pb.gz", include_bytes!("abba-deadlock.mutex.pb.gz")),
         ],
+        live: Some(Live {
+            name: "abba-deadlock",
+            title: "abba-deadlock: two transfers locking accounts in opposite order, Go 1.27.3",
+            gz: include_bytes!("live/abba-deadlock.gz"),
+        }),
     },
     Demo {
         title: "abandoned-senders: senders abandoned after a timeout (debug=2 dump), Go 1.27.3",
         files: &[
             ("abandoned-senders.debug2.txt", include_bytes!("abandoned-senders.debug2.txt")),
         ],
+        live: None,
     },
     Demo {
         title: "control-idle-server: a healthy idle HTTP server with keep-alive clients (SIGQUIT dump), Go 1.27.3",
         files: &[
             ("control-idle-server.sigquit.txt", include_bytes!("control-idle-server.sigquit.txt")),
         ],
+        live: None,
     },
 ];
