@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod live;
+mod netpoll;
 mod program;
 mod unwind;
 
@@ -682,6 +683,7 @@ impl<'p> Program<'p> {
             wait_ns,
             waiting_on,
             thread: None,
+            net: None,
         });
     }
 

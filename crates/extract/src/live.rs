@@ -202,6 +202,21 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
         extra = prog.extract(&proc, &mut snap, &xopts).map_err(gone)?;
         join_threads(&mut snap, &extra, proc.threads()?);
     }
+    // Which descriptor each goroutine in IO wait waits on: deadline and peer.
+    let waits = crate::netpoll::waits(&prog, &proc, pid, monotonic_ns());
+    if !waits.is_empty() {
+        let by_id: rustc_hash::FxHashMap<u64, usize> = snap
+            .goroutines
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.id, i))
+            .collect();
+        for (gaddr, w) in waits {
+            if let Some(&i) = extra.g_addr_to_id.get(&gaddr).and_then(|id| by_id.get(id)) {
+                snap.goroutines[i].net = Some(Box::new(w));
+            }
+        }
+    }
     meta.reread = extra.reread;
     meta.inconsistent = extra.inconsistent;
     if !opts.sample_interval.is_zero() {

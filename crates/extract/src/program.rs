@@ -81,6 +81,8 @@ pub struct Program<'p> {
     pub wait_reasons: Vec<String>,
     /// Go version, e.g. `go1.27.3`.
     pub go_version: String,
+    /// Minor version (27 for Go 1.27.3), for the few encodings that are not described in DWARF.
+    pub go_minor: u32,
 }
 
 impl<'p> Program<'p> {
@@ -128,6 +130,7 @@ impl<'p> Program<'p> {
             sym: symbols,
             bias,
             wait_reasons,
+            go_minor: bin.go_version().map_or(0, |v| v.1),
             go_version,
         })
     }

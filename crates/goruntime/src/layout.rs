@@ -115,6 +115,28 @@ pub struct HchanLayout {
     pub elemsize: u64,
 }
 
+/// Offsets of `runtime.pollDesc` members (the netpoller's per-descriptor state).
+#[derive(Debug, Clone, Copy)]
+#[allow(missing_docs)]
+pub struct PollDescLayout {
+    pub size: u64,
+    pub fd: u64,
+    pub rg: u64,
+    pub wg: u64,
+    pub rd: u64,
+    pub wd: u64,
+}
+
+/// Unpacks the netpoller's tagged `*pollDesc` as stored in epoll event data (amd64):
+/// `pointer = int64(data) >> tagBits << tagAlignBits` with `tagBits = 64 - addrBits +
+/// tagAlignBits`. Up to Go 1.24 `addrBits` is 48 and `tagAlignBits` 3; from Go 1.25 they are 49
+/// and 9 (`runtime/tagptr_64bit.go`).
+pub fn untag_poll_desc(data: u64, go_minor: u32) -> u64 {
+    let (addr_bits, align) = if go_minor >= 25 { (49, 9) } else { (48, 3) };
+    let tag_bits = 64 - addr_bits + align;
+    (((data as i64) >> tag_bits) << align) as u64
+}
+
 /// Every offset the extractor needs, for one binary.
 #[derive(Debug, Clone)]
 #[allow(missing_docs)]
@@ -125,6 +147,7 @@ pub struct RuntimeLayout {
     pub sched: SchedLayout,
     pub sudog: SudogLayout,
     pub hchan: HchanLayout,
+    pub poll_desc: Option<PollDescLayout>,
 }
 
 struct Types<'a>(&'a Dwarf);
@@ -269,7 +292,18 @@ impl RuntimeLayout {
             closed: t.off("runtime.hchan", "closed")?,
             elemsize: t.off("runtime.hchan", "elemsize")?,
         };
+        let poll_desc = (|| {
+            Some(PollDescLayout {
+                size: t.size("runtime.pollDesc").ok()?,
+                fd: t.try_off("runtime.pollDesc", "fd")?,
+                rg: t.try_off("runtime.pollDesc", "rg")?,
+                wg: t.try_off("runtime.pollDesc", "wg")?,
+                rd: t.try_off("runtime.pollDesc", "rd")?,
+                wd: t.try_off("runtime.pollDesc", "wd")?,
+            })
+        })();
         Ok(RuntimeLayout {
+            poll_desc,
             g,
             m,
             p,

@@ -216,6 +216,7 @@ fn flush(snap: &mut Snapshot, source: u16, profile: &str, e: Option<Entry>) -> u
         wait_ns: None,
         waiting_on: None,
         thread: None,
+        net: None,
         source,
     });
     1

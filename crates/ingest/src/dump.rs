@@ -568,6 +568,7 @@ impl Parser<'_> {
             wait_ns: None,
             waiting_on: None,
             thread: None,
+            net: None,
             source: self.source,
         };
         // Optional crash fields before the bracket: gp=0x… m=N|nil mp=0x…

@@ -579,6 +579,7 @@ impl<'a> Ingest<'a> {
                 wait_ns: None,
                 waiting_on: None,
                 thread: None,
+                net: None,
                 source: self.source,
             });
             added += 1;

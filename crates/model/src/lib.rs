@@ -376,6 +376,8 @@ pub struct Goroutine {
     pub waiting_on: Option<u64>,
     /// Live only: OS thread running it, or locked to it.
     pub thread: Option<i32>,
+    /// Live only: the descriptor it waits on in the netpoller.
+    pub net: Option<Box<NetWait>>,
     /// Index into [`Snapshot::sources`].
     pub source: u16,
 }
@@ -398,6 +400,28 @@ pub struct CreatedBy {
     pub frame: FrameId,
     /// The creating goroutine, when printed (`in goroutine N`, Go ≥ 1.21).
     pub goroutine: Option<u64>,
+}
+
+/// A goroutine parked in the netpoller, and the descriptor it waits for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NetWait {
+    /// File descriptor.
+    pub fd: i32,
+    /// `read` or `write`.
+    pub op: String,
+    /// Time left before the deadline of that direction, in nanoseconds; `None` when no deadline is
+    /// set (the wait has no end), negative when it has already passed.
+    pub deadline_in_ns: Option<i64>,
+    /// What the descriptor is: `tcp`, `tcp6`, `udp`, `unix`, `pipe`, a file path, ...
+    pub kind: String,
+    /// Local address, for sockets.
+    pub local: Option<String>,
+    /// Peer address, for connected sockets.
+    pub peer: Option<String>,
+    /// TCP state (`ESTABLISHED`, `CLOSE_WAIT`, ...), for TCP sockets.
+    pub state: Option<String>,
+    /// The local port is one this process listens on: a server-side connection.
+    pub accepted: bool,
 }
 
 /// What a mutex or block profile sample records.

@@ -79,6 +79,7 @@ struct JGoroutine<'a> {
     wait_ns: Option<u64>,
     waiting_on: Option<String>,
     thread: Option<i32>,
+    net: Option<&'a gostall_model::NetWait>,
 }
 
 #[derive(Serialize)]
@@ -145,6 +146,7 @@ fn goroutine<'a>(snap: &'a Snapshot, g: &'a Goroutine) -> JGoroutine<'a> {
         wait_ns: g.wait_ns,
         waiting_on: g.waiting_on.map(|a| format!("{a:#x}")),
         thread: g.thread,
+        net: g.net.as_deref(),
     }
 }
 
