@@ -106,12 +106,31 @@ pub struct Extra {
     pub unreadable: u64,
 }
 
+/// `GOSTALL_TIMING=1` prints where the time goes to stderr.
+pub fn timing() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        std::env::var_os("GOSTALL_TIMING").is_some_and(|v| !v.is_empty() && v != "0")
+    })
+}
+
 /// Goroutines per vectored batch.
 const BATCH: usize = 4096;
 /// Largest merged range of goroutine headers.
 const MAX_RANGE: usize = 1 << 20;
 /// Largest gap between two goroutine headers read as one range.
 const GAP: usize = 2048;
+
+/// Phase-1 preparation, made before a pause.
+#[derive(Debug)]
+pub struct HeaderPlan {
+    list_at: u64,
+    addrs: Vec<u64>,
+    sorted: Vec<u64>,
+    ranges: Vec<(u64, usize, usize, usize)>,
+    buf: Vec<u8>,
+    raws: Vec<GRaw>,
+}
 
 /// Phase-1 result: every goroutine's header.
 #[derive(Debug, Default)]
@@ -139,7 +158,7 @@ fn u8_at(b: &[u8], off: u64) -> u8 {
 }
 
 /// One goroutine's raw fields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct GRaw {
     addr: u64,
     goid: u64,
@@ -210,6 +229,15 @@ impl<'p> Program<'p> {
         mem: &M,
         max: usize,
     ) -> Result<Vec<u64>, ExtractError> {
+        Ok(self.all_g_list(mem, max)?.1)
+    }
+
+    /// The goroutine list with its backing array's address (to tell whether it changed).
+    fn all_g_list<M: Memory + ?Sized>(
+        &self,
+        mem: &M,
+        max: usize,
+    ) -> Result<(u64, Vec<u64>), ExtractError> {
         let allgs = self.sym.allgs;
         let ptr = self.read_u64(mem, "runtime.allgs", allgs)?;
         let len = self.read_u64(mem, "runtime.allgs", allgs + 8)? as usize;
@@ -220,11 +248,13 @@ impl<'p> Program<'p> {
         }
         let mut raw = vec![0u8; len * 8];
         self.read(mem, "the goroutine list", ptr, &mut raw)?;
-        Ok(raw
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-            .filter(|&a| a != 0)
-            .collect())
+        Ok((
+            ptr,
+            raw.chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .filter(|&a| a != 0)
+                .collect(),
+        ))
     }
 
     /// Reads everything into a snapshot (headers, scheduler, then stacks).
@@ -248,17 +278,25 @@ impl<'p> Program<'p> {
         mem: &M,
         opts: &Options,
     ) -> Result<Headers, ExtractError> {
-        let t0 = std::time::Instant::now();
-        let addrs = self.all_g_addrs(mem, opts.max_goroutines)?;
-        let t_list = t0.elapsed();
+        let plan = self.plan_headers(mem, opts)?;
+        self.read_planned(mem, opts, plan)
+    }
+
+    /// Prepares phase 1 without needing a consistent view: lists the goroutines, merges nearby
+    /// headers into ranges and allocates (and touches) the buffers, so that a paused read does only
+    /// the reading.
+    pub fn plan_headers<M: Memory + ?Sized>(
+        &self,
+        mem: &M,
+        opts: &Options,
+    ) -> Result<HeaderPlan, ExtractError> {
+        let (list_at, addrs) = self.all_g_list(mem, opts.max_goroutines)?;
         let glen = self.g_read_len();
         // gs live in spans, mostly side by side: read runs of nearby gs as one range, so the
         // kernel pins each page once instead of once per goroutine.
-        let mut sorted = addrs;
+        let mut sorted = addrs.clone();
         sorted.sort_unstable();
         sorted.dedup();
-        let mut raws = Vec::with_capacity(sorted.len());
-        let mut unreadable = 0u64;
         // (range start, range len, first index into `sorted`, count)
         let mut ranges: Vec<(u64, usize, usize, usize)> = Vec::new();
         for (k, &a) in sorted.iter().enumerate() {
@@ -274,10 +312,78 @@ impl<'p> Program<'p> {
                 _ => ranges.push((a, glen, k, 1)),
             }
         }
-        let t_sort = t0.elapsed();
+        let chunk_max = ranges
+            .chunks(1024)
+            .map(|c| c.iter().map(|r| r.1).sum::<usize>())
+            .max()
+            .unwrap_or(0);
+        // vec![0; n] of zeroes may be lazily mapped; write to every page so the paused read does
+        // not take the page faults.
+        let mut buf = vec![1u8; chunk_max];
+        buf.iter_mut().step_by(4096).for_each(|b| *b = 0);
+        let mut raws: Vec<GRaw> = Vec::with_capacity(sorted.len());
+        raws.resize(sorted.len(), GRaw::default());
+        raws.clear();
+        Ok(HeaderPlan {
+            list_at,
+            addrs,
+            sorted,
+            ranges,
+            buf,
+            raws,
+        })
+    }
+
+    /// Reads the planned headers. If the goroutine list changed since it was planned, plans again.
+    pub fn read_planned<M: Memory + ?Sized>(
+        &self,
+        mem: &M,
+        opts: &Options,
+        plan: HeaderPlan,
+    ) -> Result<Headers, ExtractError> {
+        let t0 = std::time::Instant::now();
+        let (list_at, addrs) = self.all_g_list(mem, opts.max_goroutines)?;
+        let mut plan = plan;
+        if list_at != plan.list_at || addrs != plan.addrs {
+            plan = self.plan_headers(mem, opts)?;
+        }
+        let t_list = t0.elapsed();
+        let glen = self.g_read_len();
+        let HeaderPlan {
+            sorted,
+            ranges,
+            mut buf,
+            mut raws,
+            ..
+        } = plan;
+        let (unreadable, t_read) =
+            self.read_ranges(mem, &ranges, &sorted, glen, &mut buf, &mut raws);
+        if timing() {
+            let bytes: usize = ranges.iter().map(|r| r.1).sum();
+            eprintln!(
+                "headers: list check {t_list:?}, {} ranges / {} MB read in {t_read:?}, total {:?}",
+                ranges.len(),
+                bytes >> 20,
+                t0.elapsed()
+            );
+        }
+        Ok(Headers { raws, unreadable })
+    }
+
+    /// Reads merged header ranges and parses the gs in them; returns them, how many could not be
+    /// read, and the time spent in reads.
+    fn read_ranges<M: Memory + ?Sized>(
+        &self,
+        mem: &M,
+        ranges: &[(u64, usize, usize, usize)],
+        sorted: &[u64],
+        glen: usize,
+        buf: &mut Vec<u8>,
+        raws: &mut Vec<GRaw>,
+    ) -> (u64, std::time::Duration) {
+        let mut unreadable = 0u64;
         let mut t_read = std::time::Duration::ZERO;
-        let mut ok = Vec::new();
-        let mut buf = Vec::new();
+        let mut ok = Vec::with_capacity(1024);
         for chunk in ranges.chunks(1024) {
             let reqs: Vec<ReadReq> = chunk
                 .iter()
@@ -311,16 +417,7 @@ impl<'p> Program<'p> {
                 at += len;
             }
         }
-        if std::env::var_os("GOSTALL_TIMING").is_some() {
-            let bytes: usize = ranges.iter().map(|r| r.1).sum();
-            eprintln!(
-                "headers: list {t_list:?}, sort+merge {t_sort:?}, {} ranges / {} MB read in {t_read:?}, total {:?}",
-                ranges.len(),
-                bytes >> 20,
-                t0.elapsed()
-            );
-        }
-        Ok(Headers { raws, unreadable })
+        (unreadable, t_read)
     }
 
     /// Bytes of a g that hold every field gostall reads.
@@ -365,6 +462,8 @@ impl<'p> Program<'p> {
         let mut sym = Symbolizer::new(self);
         let source = snap.sources.len().saturating_sub(1) as u16;
         let glen = self.g_read_len();
+        let (mut t_read, mut t_unwind) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+        let t_all = std::time::Instant::now();
         let mut frames = Vec::with_capacity(64);
         let mut ok = Vec::new();
         let mut gbuf = vec![0u8; glen * BATCH];
@@ -400,6 +499,7 @@ impl<'p> Program<'p> {
             let total: usize = reqs.iter().map(|r| r.len).sum();
             stackbuf.clear();
             stackbuf.resize(total, 0);
+            let tr = std::time::Instant::now();
             mem.read_batch(&reqs, &mut stackbuf, &mut ok);
             let stack_ok = ok.clone();
             // Re-read the headers: a goroutine that ran meanwhile has a different one.
@@ -412,6 +512,8 @@ impl<'p> Program<'p> {
                 .collect();
             let gb = &mut gbuf[..glen * chunk.len()];
             mem.read_batch(&greqs, gb, &mut ok);
+            t_read += tr.elapsed();
+            let tu = std::time::Instant::now();
             let mut offs = Vec::with_capacity(reqs.len());
             let mut at = 0usize;
             for r in &reqs {
@@ -489,7 +591,9 @@ impl<'p> Program<'p> {
                 };
                 built.push((raw_now, state, leaked, unavailable, stack));
             }
+            t_unwind += tu.elapsed();
         }
+        let t_build = std::time::Instant::now();
         // The channel each waiter waits on: sudog.c of g.waiting, in one vectored read.
         let c_off = self.layout.sudog.c;
         let reqs: Vec<ReadReq> = built
@@ -534,6 +638,13 @@ impl<'p> Program<'p> {
         extra.unreadable = headers.unreadable;
         if let Some(s) = snap.sources.get_mut(source as usize) {
             s.goroutines = snap.goroutines.len();
+        }
+        if timing() {
+            eprintln!(
+                "stacks: read {t_read:?} (stacks + header re-check), unwind+symbolise {t_unwind:?}, goroutines built {:?}, total {:?}",
+                t_build.elapsed(),
+                t_all.elapsed()
+            );
         }
     }
 

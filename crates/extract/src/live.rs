@@ -119,6 +119,12 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
         exe: exe.clone(),
         source,
     })?;
+    if crate::timing() {
+        eprintln!(
+            "attach: binary, DWARF layout, symbols {:?}",
+            started.elapsed()
+        );
+    }
     let mut snap = gostall_model::Snapshot {
         tables: gostall_model::Tables::new(),
         ..Default::default()
@@ -156,6 +162,7 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
     if opts.pause {
         // Paused: only the scheduler-state snapshot (goroutine headers, Ms, Ps, registers).
         // Stacks are read after resuming and validated against these headers.
+        let plan = prog.plan_headers(&proc, &xopts).map_err(gone)?;
         let t0 = Instant::now();
         let pause = Pause::freeze(pid, opts.pause_cap)?;
         let t_frozen = t0.elapsed();
@@ -166,7 +173,7 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
         {
             std::thread::sleep(Duration::from_millis(ms).min(opts.pause_cap));
         }
-        let headers = prog.read_headers(&proc, &xopts);
+        let headers = prog.read_planned(&proc, &xopts, plan);
         let t_headers = t0.elapsed();
         let sched = match &headers {
             Ok(h) => prog.read_sched(&proc, &mut snap, &mut extra, h),
@@ -187,7 +194,7 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
         let threads = proc.threads();
         let t_threads = t0.elapsed();
         let paused = pause.resume();
-        if std::env::var_os("GOSTALL_TIMING").is_some() {
+        if crate::timing() {
             eprintln!(
                 "pause: frozen {t_frozen:?}, headers {t_headers:?}, sched+regs {t_regs:?}, threads {t_threads:?}, resumed after {paused:?}"
             );
@@ -274,6 +281,9 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
         }
     }
     meta.read_us = started.elapsed().as_micros() as u64;
+    if crate::timing() {
+        eprintln!("read: total {:?}", started.elapsed());
+    }
     snap.process.threads_created = Some(snap.threads.len() as u64);
     snap.live = Some(meta);
     Ok(snap)

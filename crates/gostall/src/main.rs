@@ -256,7 +256,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 /// Analyses and reports one snapshot; returns the exit code `--fail-on` asks for.
 fn emit(snap: &Snapshot, out: &OutputArgs) -> Result<ExitCode> {
+    let t = std::time::Instant::now();
     let mut analysis = gostall_analyze::analyze(snap);
+    let t_analysis = t.elapsed();
     if out.dump_only {
         analysis.findings.clear();
     }
@@ -285,6 +287,12 @@ fn emit(snap: &Snapshot, out: &OutputArgs) -> Result<ExitCode> {
             gostall_report::text::write(&report, &opts, &mut lock)
         }
     };
+    if gostall_extract::timing() {
+        eprintln!(
+            "analysis {t_analysis:?}, output {:?}",
+            t.elapsed() - t_analysis
+        );
+    }
     match res {
         Ok(()) => {}
         // A closed pipe (`gostall ... | head`) is not an error.

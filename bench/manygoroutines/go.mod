@@ -1,0 +1,3 @@
+module example.com/manygoroutines
+
+go 1.21
