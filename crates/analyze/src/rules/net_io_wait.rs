@@ -36,6 +36,10 @@ impl Rule for NetIoWait {
             if !matches!(f.net_op, Some("read" | "write")) {
                 return false;
             }
+            // Live reads know the socket: a connection accepted by this process is server-side.
+            if let Some(n) = &g.net {
+                return !n.accepted && n.state.as_deref() != Some("LISTEN");
+            }
             let server_side = g.created_by.is_some_and(|c| {
                 let creator = t.frame(c.frame).function;
                 acceptors.contains(&creator)
@@ -47,23 +51,93 @@ impl Rule for NetIoWait {
         for (site, ms) in cx.by_site(&members) {
             let n = cx.count(&ms);
             let mins = cx.max_minutes(&ms);
-            let sev = if mins.is_some_and(|m| m >= 10) {
+            let nets: Vec<&gostall_model::NetWait> =
+                ms.iter().filter_map(|&i| cx.g(i).net.as_deref()).collect();
+            let no_deadline = nets.iter().filter(|w| w.deadline_in_ns.is_none()).count();
+            let all_have_deadline = !nets.is_empty() && no_deadline == 0;
+            let sev = if mins.is_some_and(|m| m >= 10) && !all_have_deadline {
                 Severity::Critical
+            } else if all_have_deadline {
+                // Every wait will end at its deadline.
+                Severity::Info
             } else if n >= 3 || mins.is_some() {
                 Severity::Warning
             } else {
                 Severity::Info
             };
-            let op = cx.facts(cx.g(ms[0])).net_op.unwrap_or("read");
+            let op = nets
+                .first()
+                .map(|w| w.op.as_str())
+                .or(cx.facts(cx.g(ms[0])).net_op)
+                .unwrap_or("read");
             let func = cx.func(t.frame(site).function);
+            let mut evidence = vec![format!(
+                "{} in IO wait ({op}) at {}{}",
+                cx.id_list(&ms),
+                cx.short(site),
+                cx.minutes_suffix(&ms)
+            )];
+            if !nets.is_empty() {
+                if no_deadline > 0 {
+                    evidence.push(format!(
+                        "{no_deadline} of {} have no {op} deadline set: the wait never times out",
+                        nets.len()
+                    ));
+                }
+                let mut shown = 0;
+                for &i in &ms {
+                    let g = cx.g(i);
+                    let Some(w) = g.net.as_deref() else { continue };
+                    if shown == 3 {
+                        break;
+                    }
+                    shown += 1;
+                    let peer = w
+                        .peer
+                        .as_deref()
+                        .map(|p| format!(" → {p}"))
+                        .unwrap_or_default();
+                    let state = w
+                        .state
+                        .as_deref()
+                        .map(|s| format!(" ({s})"))
+                        .unwrap_or_default();
+                    let deadline = match w.deadline_in_ns {
+                        None => "no deadline".to_string(),
+                        Some(d) if d < 0 => "deadline passed".to_string(),
+                        Some(d) => format!("deadline in {:.1}s", d as f64 / 1e9),
+                    };
+                    evidence.push(format!(
+                        "goroutine {}: fd {} {}{peer}{state}, {deadline}",
+                        g.id, w.fd, w.kind
+                    ));
+                }
+                if nets.len() > shown {
+                    evidence.push(format!(
+                        "… and {} more connections (--format json lists them)",
+                        nets.len() - shown
+                    ));
+                }
+            }
+            let title = if no_deadline > 0 && no_deadline == nets.len() {
+                format!(
+                    "{n} goroutine{} waiting on a network {op} with no deadline in {func}",
+                    plural(n)
+                )
+            } else {
+                format!(
+                    "{n} goroutine{} waiting on a network {op} in {func}",
+                    plural(n)
+                )
+            };
             out.push(cx.finding(
                 FindingKind::NetIoWait,
                 sev,
-                format!("{n} goroutine{} waiting on a network {op} in {func}", plural(n)),
+                title,
                 format!("Application code is blocked on a network {op}, waiting for a peer. Without a deadline this wait has no end: if the peer hangs or the packets are lost, so does every caller."),
                 &ms,
                 Some(site),
-                vec![format!("{} in IO wait ({op}) at {}{}", cx.id_list(&ms), cx.short(site), cx.minutes_suffix(&ms))],
+                evidence,
                 "Set a deadline before each blocking call (conn.SetReadDeadline / SetWriteDeadline, or SetDeadline), or use a context-aware API; choose timeouts from your latency budget and handle the timeout error.",
             ));
         }

@@ -23,7 +23,19 @@ impl Rule for SchedulerStarvation {
         let running = cx.select(|g, _| g.state == GoState::Running);
         let waiting = cx.select(|g, f| g.state == GoState::Runnable && !f.yielded);
         let (r, w) = (cx.count(&running), cx.count(&waiting));
-        if r == 0 || w < BACKLOG || w < 4 * r {
+        // Live: Ps whose goroutine ran through the whole sample interval with work queued.
+        let global = cx.snap.scheduler.as_ref().map_or(0, |s| s.global_runq);
+        let stuck: Vec<&gostall_model::ProcFacts> = cx
+            .snap
+            .procs
+            .iter()
+            .filter(|p| {
+                p.status == "running"
+                    && p.schedtick_later == Some(p.schedtick)
+                    && (p.runq_len > 0 || global > 0)
+            })
+            .collect();
+        if stuck.is_empty() && (r == 0 || w < BACKLOG || w < 4 * r) {
             return Vec::new();
         }
         let visible: Vec<u32> = running

@@ -34,7 +34,9 @@ impl Rule for ThreadExplosion {
             .copied()
             .collect();
         let held = cx.count(&holders);
-        let (threads, how) = if let Some(n) = p.threads_created {
+        let (threads, how) = if !cx.snap.threads.is_empty() {
+            (cx.snap.threads.len() as u64, "threads in /proc")
+        } else if let Some(n) = p.threads_created {
             (n, "threadcreate profile")
         } else if let Some(m) = p.max_m_id.filter(|&m| m + 1 >= held) {
             (m + 1, "highest M id in the dump")
@@ -52,12 +54,39 @@ impl Rule for ThreadExplosion {
         if let Some(n) = p.gomaxprocs {
             evidence.push(format!("GOMAXPROCS is {n}"));
         }
-        evidence.push(format!(
-            "threads held by goroutines: {} in system calls, {} in cgo calls, {} locked to a thread and blocked",
-            cx.count(&in_syscall),
-            cx.count(&in_cgo),
-            cx.count(&locked)
-        ));
+        if cx.snap.threads.is_empty() {
+            evidence.push(format!(
+                "threads held by goroutines: {} in system calls, {} in cgo calls, {} locked to a thread and blocked",
+                cx.count(&in_syscall),
+                cx.count(&in_cgo),
+                cx.count(&locked)
+            ));
+        } else {
+            // The real threads, each joined to its M and goroutine.
+            let state_of: rustc_hash::FxHashMap<u64, (GoState, Option<WaitReason>)> = cx
+                .snap
+                .goroutines
+                .iter()
+                .map(|g| (g.id, (g.state, g.wait_reason)))
+                .collect();
+            let (mut sys, mut cgo, mut lock, mut running, mut idle, mut foreign) =
+                (0, 0, 0, 0, 0, 0);
+            for t in &cx.snap.threads {
+                let g = t.goroutine.and_then(|id| state_of.get(&id)).copied();
+                match (t.m, g) {
+                    (None, _) => foreign += 1,
+                    (Some(_), _) if t.in_cgo => cgo += 1,
+                    (Some(_), Some((_, Some(WaitReason::Cgo)))) => cgo += 1,
+                    (Some(_), Some((GoState::Syscall, _))) => sys += 1,
+                    (Some(_), Some(_)) => running += 1,
+                    (Some(_), None) if t.locked_goroutine.is_some() => lock += 1,
+                    (Some(_), None) => idle += 1,
+                }
+            }
+            evidence.push(format!(
+                "threads: {sys} in system calls, {cgo} in cgo calls, {lock} locked to a blocked goroutine, {running} running Go code, {idle} idle, {foreign} not created by Go"
+            ));
+        }
         let sites = cx.by_site(&holders);
         for (site, ms) in sites.iter().take(3) {
             let g = cx.g(ms[0]);
