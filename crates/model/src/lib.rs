@@ -61,6 +61,8 @@ pub struct ThreadFacts {
     pub syscall: Option<SyscallFacts>,
     /// Kernel wait channel.
     pub wchan: Option<String>,
+    /// Kernel stack (`/proc/…/stack`, readable by root only), innermost first.
+    pub kernel_stack: Vec<String>,
     /// CPU time used (user + system), nanoseconds.
     pub cpu_ns: u64,
     /// Voluntary and involuntary context switches.

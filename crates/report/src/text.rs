@@ -137,14 +137,54 @@ pub fn write(r: &Report<'_>, opts: &Options, out: &mut dyn Write) -> io::Result<
 
 fn write_process(w: &mut dyn Write, snap: &Snapshot, st: &Styles) -> io::Result<()> {
     let p = &snap.process;
+    if let Some(l) = &snap.live {
+        let mut line = format!("pid {}", l.pid);
+        if let Some(ns) = l.ns_pid {
+            line.push_str(&format!(" ({ns} in its PID namespace)"));
+        }
+        line.push_str(&format!(" · {} · read in {} ms", l.exe, l.read_us / 1000));
+        match l.paused_us {
+            Some(us) => line.push_str(&format!(" · paused {:.1} ms", us as f64 / 1000.0)),
+            None => line.push_str(" · not paused"),
+        }
+        if l.inconsistent > 0 {
+            line.push_str(&format!(
+                " · {} goroutine(s) changed while being read (stack not shown)",
+                l.inconsistent
+            ));
+        }
+        writeln!(w, "  {}", line.style(st.dim))?;
+        for n in &l.notes {
+            writeln!(w, "  {}", n.style(st.dim))?;
+        }
+        if let Some(sc) = &snap.scheduler {
+            writeln!(
+                w,
+                "  {}",
+                format!(
+                    "{} threads · GOMAXPROCS {} · {} idle P · global run queue {}{}",
+                    snap.threads.len(),
+                    sc.gomaxprocs,
+                    sc.idle_ps,
+                    sc.global_runq,
+                    if sc.gc_waiting {
+                        " · GC waiting to stop the world"
+                    } else {
+                        ""
+                    }
+                )
+                .style(st.dim)
+            )?;
+        }
+    }
     let mut facts = Vec::new();
     if let Some(v) = &p.go_version {
         facts.push(format!("Go {v}"));
     }
-    if let Some(n) = p.gomaxprocs {
+    if let Some(n) = p.gomaxprocs.filter(|_| snap.scheduler.is_none()) {
         facts.push(format!("GOMAXPROCS {n}"));
     }
-    if let Some(n) = p.threads_created {
+    if let Some(n) = p.threads_created.filter(|_| snap.live.is_none()) {
         facts.push(format!("{n} threads created"));
     }
     if let Some(s) = &p.signal {
@@ -258,6 +298,21 @@ fn write_groups(w: &mut dyn Write, r: &Report<'_>, opts: &Options, st: &Styles) 
         if g.locked > 0 {
             status.push_str(", locked to thread");
         }
+        // Live: how long they have been blocked (at least), from the runtime's waitsince.
+        let waits: Vec<u64> = g
+            .members
+            .iter()
+            .filter_map(|&i| snap.goroutines[i as usize].wait_ns)
+            .collect();
+        if g.wait_minutes.is_none() {
+            if let (Some(lo), Some(hi)) = (waits.iter().min(), waits.iter().max()) {
+                if lo == hi || human(*lo) == human(*hi) {
+                    status.push_str(&format!(", blocked ≥ {}", human(*hi)));
+                } else {
+                    status.push_str(&format!(", blocked ≥ {}–{}", human(*lo), human(*hi)));
+                }
+            }
+        }
         let ids = if g.ids.is_empty() {
             String::new()
         } else {
@@ -323,8 +378,83 @@ fn write_groups(w: &mut dyn Write, r: &Report<'_>, opts: &Options, st: &Styles) 
                 format!("created by {}  {}:{}", f.function, f.file, f.line).style(st.dim)
             )?;
         }
+        write_threads(w, snap, g, st)?;
     }
     Ok(())
+}
+
+/// Live: the OS threads holding this group's goroutines, with what they do in the kernel.
+fn write_threads(
+    w: &mut dyn Write,
+    snap: &Snapshot,
+    g: &gostall_analyze::Group,
+    st: &Styles,
+) -> io::Result<()> {
+    if snap.threads.is_empty() {
+        return Ok(());
+    }
+    let tids: Vec<i32> = g
+        .members
+        .iter()
+        .filter_map(|&i| snap.goroutines[i as usize].thread)
+        .collect();
+    if tids.is_empty() {
+        return Ok(());
+    }
+    let mut parts = Vec::new();
+    for tid in tids.iter().take(3) {
+        let Some(t) = snap.threads.iter().find(|t| t.tid == *tid) else {
+            continue;
+        };
+        let mut d = format!("thread {} ({})", t.tid, t.state);
+        if let Some(sc) = &t.syscall {
+            let name = sc
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("syscall {}", sc.nr));
+            // Small first arguments are descriptors or counts; large ones addresses.
+            let a0 = sc.args[0];
+            let a0 = if a0 < 1 << 20 {
+                a0.to_string()
+            } else {
+                format!("{a0:#x}")
+            };
+            d.push_str(&format!(" in {name}({a0}, …)"));
+        }
+        if let Some(wc) = t.wchan.as_deref().filter(|w| !w.is_empty() && *w != "0") {
+            d.push_str(&format!(", wchan {wc}"));
+        }
+        parts.push(d);
+    }
+    let more = tids.len().saturating_sub(parts.len());
+    writeln!(
+        w,
+        "      {}",
+        format!(
+            "on {}{}",
+            parts.join("; "),
+            if more > 0 {
+                format!(" and {more} more threads")
+            } else {
+                String::new()
+            }
+        )
+        .style(st.dim)
+    )
+}
+
+/// `850ms`, `42s`, `3m12s`, `2h05m`.
+fn human(ns: u64) -> String {
+    let s = ns / 1_000_000_000;
+    if s == 0 {
+        format!("{}ms", ns / 1_000_000)
+    } else if s < 60 {
+        format!("{s}s")
+    } else if s < 3600 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    }
 }
 
 fn serde_state(s: GoState) -> String {
