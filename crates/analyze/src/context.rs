@@ -72,6 +72,7 @@ impl<'a> Context<'a> {
             empty: StackFacts::default(),
         };
         cx.facts.resize(snap.tables.sizes().2, None);
+        cx.by_id.reserve(snap.goroutines.len());
         // Per-goroutine work indexes into per-stack data; maps are touched once per distinct stack.
         // User function → its goroutine list, in order of first appearance.
         let mut user_lists: Vec<(Sym, Vec<u32>)> = Vec::new();
@@ -271,11 +272,49 @@ impl<'a> Context<'a> {
         s
     }
 
-    /// `", blocked up to N minutes"` when the dump printed wait times.
+    /// `", blocked up to N minutes"` when the dump printed wait times; for live reads the longest
+    /// wait measured from the runtime's `waitsince` (`", blocked ≥ 3m12s"`).
     pub fn minutes_suffix(&self, members: &[u32]) -> String {
+        if let Some(ns) = members.iter().filter_map(|&i| self.g(i).wait_ns).max() {
+            return format!(", blocked ≥ {}", human_duration(ns));
+        }
         match self.max_minutes(members) {
             Some(m) => format!(", blocked up to {m} minute{}", plural(u64::from(m))),
             None => String::new(),
+        }
+    }
+
+    /// Live: what these goroutines wait on (a channel or a lock's semaphore), as an evidence line
+    /// — "all wait on the same lock 0x…" or "they wait on 2 different …: 0x… (4), 0x… (3)".
+    pub fn waited_objects(&self, members: &[u32], what: &str) -> Option<String> {
+        let mut by: Vec<(u64, u64)> = Vec::new();
+        for &i in members {
+            let g = self.g(i);
+            let Some(a) = g.waiting_on else { continue };
+            match by.iter_mut().find(|(x, _)| *x == a) {
+                Some(e) => e.1 += u64::from(g.count),
+                None => by.push((a, u64::from(g.count))),
+            }
+        }
+        match by.len() {
+            0 => None,
+            1 => Some(format!(
+                "all {} wait on the same {what} ({:#x})",
+                by[0].1, by[0].0
+            )),
+            n => {
+                by.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                let list: Vec<String> = by
+                    .iter()
+                    .take(4)
+                    .map(|(a, c)| format!("{a:#x} ({c})"))
+                    .collect();
+                Some(format!(
+                    "they wait on {n} different {what}s: {}{}",
+                    list.join(", "),
+                    if n > 4 { ", …" } else { "" }
+                ))
+            }
         }
     }
 
@@ -330,6 +369,20 @@ impl<'a> Context<'a> {
             evidence,
             advice: advice.to_string(),
         }
+    }
+}
+
+/// `850ms`, `42s`, `3m12s`, `2h05m`.
+pub fn human_duration(ns: u64) -> String {
+    let s = ns / 1_000_000_000;
+    if s == 0 {
+        format!("{}ms", ns / 1_000_000)
+    } else if s < 60 {
+        format!("{s}s")
+    } else if s < 3600 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
     }
 }
 

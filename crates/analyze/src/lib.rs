@@ -10,7 +10,7 @@ mod context;
 mod groups;
 pub mod rules;
 
-pub use context::{Context, GInfo};
+pub use context::{human_duration, Context, GInfo};
 pub use groups::{group_goroutines, Group};
 
 use gostall_model::{Finding, FindingKind, Snapshot};

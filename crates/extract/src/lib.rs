@@ -13,6 +13,7 @@
 pub mod live;
 mod netpoll;
 mod program;
+mod sema;
 mod unwind;
 
 pub use program::{Program, ProgramError};
@@ -612,14 +613,19 @@ impl<'p> Program<'p> {
             chans.push((ok.get(k).copied().unwrap_or(false) && v != 0).then_some(v));
         }
         let mut chans = chans.into_iter();
+        let semas = sema::waiters(self, mem);
         let mut reasons: FxHashMap<(StackId, u8, GoState), Option<WaitReason>> =
             FxHashMap::default();
         for (raw, state, leaked, unavailable, stack) in built {
-            let waiting_on = if raw.waiting != 0 {
+            // Channel waits name their channel in g.waiting's sudog; semaphore waits (locks,
+            // WaitGroups) sit in the semaphore table (newer runtimes set g.waiting for them too,
+            // with no channel).
+            let chan = if raw.waiting != 0 {
                 chans.next().flatten()
             } else {
                 None
             };
+            let waiting_on = chan.or_else(|| semas.get(&raw.addr).copied());
             let wait_reason = *reasons
                 .entry((stack, raw.waitreason, state))
                 .or_insert_with(|| self.wait_reason(snap, raw, state, leaked, stack));

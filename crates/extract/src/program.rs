@@ -65,6 +65,8 @@ pub struct Symbols {
     pub gomaxprocs: Option<u64>,
     /// `runtime.waitReasonStrings` (address, size).
     pub wait_reason_strings: Option<(u64, u64)>,
+    /// `runtime.semtable` (address, size).
+    pub semtable: Option<(u64, u64)>,
 }
 
 /// A Go program ready to be read.
@@ -118,6 +120,9 @@ impl<'p> Program<'p> {
             gomaxprocs: sym("runtime.gomaxprocs").ok(),
             wait_reason_strings: bin
                 .symbol("runtime.waitReasonStrings")
+                .map(|s| (s.addr + bias, s.size)),
+            semtable: bin
+                .symbol("runtime.semtable")
                 .map(|s| (s.addr + bias, s.size)),
         };
         let wait_reasons = symbols

@@ -97,6 +97,8 @@ pub struct SchedLayout {
 #[allow(missing_docs)]
 pub struct SudogLayout {
     pub size: u64,
+    pub next: u64,
+    pub prev: u64,
     pub g: u64,
     pub elem: u64,
     pub c: u64,
@@ -113,6 +115,17 @@ pub struct HchanLayout {
     pub dataqsiz: u64,
     pub closed: u64,
     pub elemsize: u64,
+}
+
+/// The runtime's semaphore table (`runtime.semtable`): where goroutines blocked in
+/// `sync.Mutex`, `RWMutex`, `WaitGroup` and `semacquire` wait, keyed by semaphore address.
+#[derive(Debug, Clone, Copy)]
+#[allow(missing_docs)]
+pub struct SemaLayout {
+    /// Entries in the table (`semTabSize`).
+    pub entries: u64,
+    /// Offset of `semaRoot.treap` within an entry.
+    pub treap: u64,
 }
 
 /// Offsets of `runtime.pollDesc` members (the netpoller's per-descriptor state).
@@ -148,6 +161,7 @@ pub struct RuntimeLayout {
     pub sudog: SudogLayout,
     pub hchan: HchanLayout,
     pub poll_desc: Option<PollDescLayout>,
+    pub sema: Option<SemaLayout>,
 }
 
 struct Types<'a>(&'a Dwarf);
@@ -279,6 +293,8 @@ impl RuntimeLayout {
         };
         let sudog = SudogLayout {
             size: t.size("runtime.sudog")?,
+            next: t.off("runtime.sudog", "next")?,
+            prev: t.off("runtime.sudog", "prev")?,
             g: t.off("runtime.sudog", "g")?,
             elem: t.ptr_off("runtime.sudog", "elem")?,
             c: t.ptr_off("runtime.sudog", "c")?,
@@ -302,7 +318,15 @@ impl RuntimeLayout {
                 wd: t.try_off("runtime.pollDesc", "wd")?,
             })
         })();
+        let sema = t
+            .try_off("runtime.semaRoot", "treap")
+            .map(|treap| SemaLayout {
+                // semTabSize: 251 in every supported version (runtime/sema.go).
+                entries: 251,
+                treap,
+            });
         Ok(RuntimeLayout {
+            sema,
             poll_desc,
             g,
             m,

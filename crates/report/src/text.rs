@@ -3,6 +3,7 @@
 //! where to see all of it.
 
 use crate::Report;
+use gostall_analyze::human_duration;
 use gostall_model::{Finding, GoState, Severity, Snapshot, WaitReason};
 use owo_colors::{OwoColorize, Style};
 use std::io::{self, Write};
@@ -306,10 +307,14 @@ fn write_groups(w: &mut dyn Write, r: &Report<'_>, opts: &Options, st: &Styles) 
             .collect();
         if g.wait_minutes.is_none() {
             if let (Some(lo), Some(hi)) = (waits.iter().min(), waits.iter().max()) {
-                if lo == hi || human(*lo) == human(*hi) {
-                    status.push_str(&format!(", blocked ≥ {}", human(*hi)));
+                if lo == hi || human_duration(*lo) == human_duration(*hi) {
+                    status.push_str(&format!(", blocked ≥ {}", human_duration(*hi)));
                 } else {
-                    status.push_str(&format!(", blocked ≥ {}–{}", human(*lo), human(*hi)));
+                    status.push_str(&format!(
+                        ", blocked ≥ {}–{}",
+                        human_duration(*lo),
+                        human_duration(*hi)
+                    ));
                 }
             }
         }
@@ -441,20 +446,6 @@ fn write_threads(
         )
         .style(st.dim)
     )
-}
-
-/// `850ms`, `42s`, `3m12s`, `2h05m`.
-fn human(ns: u64) -> String {
-    let s = ns / 1_000_000_000;
-    if s == 0 {
-        format!("{}ms", ns / 1_000_000)
-    } else if s < 60 {
-        format!("{s}s")
-    } else if s < 3600 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    }
 }
 
 fn serde_state(s: GoState) -> String {

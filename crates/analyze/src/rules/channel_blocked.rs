@@ -5,7 +5,7 @@
 //! abandoned senders, which `goroutine_leak` reports.
 
 use crate::context::plural;
-use crate::rules::goroutine_leak::enclosing_function;
+use crate::rules::goroutine_leak::is_closure_of;
 use crate::{Context, Rule};
 use gostall_model::{Finding, FindingKind, Severity, WaitReason};
 
@@ -32,7 +32,7 @@ impl Rule for ChannelBlocked {
             // Abandoned closures belong to goroutine_leak.
             let abandoned = g.created_by.is_some_and(|c| {
                 let creator = t.frame(c.frame).function;
-                enclosing_function(t.str(t.frame(uf).function)) == Some(t.str(creator))
+                is_closure_of(t.str(t.frame(uf).function), t.str(creator))
                     && !cx.live_funcs.contains(&creator)
             });
             !abandoned
@@ -56,7 +56,11 @@ impl Rule for ChannelBlocked {
                 "Senders pile up at one channel send: the channel's buffer is full (or it is unbuffered) and its receiver is not keeping up or is stuck. Everything upstream of this send stalls with it.".into(),
                 &ms,
                 Some(site),
-                vec![format!("{} blocked in chan send at {}{}", cx.id_list(&ms), cx.short(site), cx.minutes_suffix(&ms))],
+                {
+                    let mut ev = vec![format!("{} blocked in chan send at {}{}", cx.id_list(&ms), cx.short(site), cx.minutes_suffix(&ms))];
+                    ev.extend(cx.waited_objects(&ms, "channel"));
+                    ev
+                },
                 "Find the receiver of this channel and why it is not receiving (look for it in the goroutine groups below). Bound the wait with select on ctx.Done() or a timeout so callers fail fast instead of piling up, and size the buffer and consumer count for the load.",
             ));
         }

@@ -124,6 +124,9 @@ fn lock_cycle(cx: &Context<'_>) -> Option<Finding> {
             cx.minutes_suffix(members)
         ));
     }
+    if let Some(line) = cx.waited_objects(&waiters, "lock") {
+        evidence.push(line);
+    }
     evidence.push(
         "no goroutine running this code is making progress, so every lock holder is itself waiting for a lock".into(),
     );

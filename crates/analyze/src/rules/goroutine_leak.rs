@@ -73,6 +73,15 @@ fn forever(cx: &Context<'_>, out: &mut Vec<Finding>, seen: &mut FxHashSet<u32>) 
     }
 }
 
+/// `enclosing_function(func) == Some(creator)`, with a cheap test first: a closure's name starts
+/// with its enclosing function's name and a dot.
+pub(crate) fn is_closure_of(func: &str, creator: &str) -> bool {
+    func.len() > creator.len()
+        && func.as_bytes()[creator.len()] == b'.'
+        && func.starts_with(creator)
+        && enclosing_function(func) == Some(creator)
+}
+
 /// `main.f.func1` / `main.f.gowrap2` / `main.f.func1.3` → `main.f`.
 pub(crate) fn enclosing_function(name: &str) -> Option<&str> {
     let mut cur = name;
@@ -106,7 +115,7 @@ fn abandoned(cx: &Context<'_>, out: &mut Vec<Finding>, seen: &mut FxHashSet<u32>
         let Some(cb) = g.created_by else { return false };
         let creator: Sym = t.frame(cb.frame).function;
         let func = t.str(t.frame(uf).function);
-        enclosing_function(func) == Some(t.str(creator)) && !cx.live_funcs.contains(&creator)
+        is_closure_of(func, t.str(creator)) && !cx.live_funcs.contains(&creator)
     });
     for (site, ms) in cx.by_site(&members) {
         seen.extend(ms.iter().copied());
@@ -289,5 +298,36 @@ mod tests {
         assert_eq!(e("main.main.gowrap1"), Some("main.main"));
         assert_eq!(e("main.(*T).run.func3"), Some("main.(*T).run"));
         assert_eq!(e("main.f"), None);
+    }
+
+    #[test]
+    fn closure_of() {
+        use super::{enclosing_function, is_closure_of};
+        for func in [
+            "main.f.func1",
+            "main.f.func1.2",
+            "main.f",
+            "main.fx.func1",
+            "main.f.g",
+            "main.f.gowrap1",
+            "main.(*T).run.func3",
+            "main",
+            "",
+        ] {
+            for creator in [
+                "main.f",
+                "main",
+                "main.fx",
+                "main.(*T).run",
+                "",
+                "main.f.func1",
+            ] {
+                assert_eq!(
+                    is_closure_of(func, creator),
+                    enclosing_function(func) == Some(creator),
+                    "{func} {creator}"
+                );
+            }
+        }
     }
 }

@@ -44,6 +44,9 @@ impl Rule for LockContention {
                 cx.short(site),
                 cx.minutes_suffix(&ms)
             )];
+            if let Some(line) = cx.waited_objects(&ms, "lock") {
+                evidence.push(line);
+            }
             // Likely holders: goroutines inside the same function that are not waiting for a lock.
             let holders: Vec<u32> = cx
                 .by_user_func
