@@ -124,9 +124,20 @@ struct Parser<'s> {
 /// previous block, so reading (a copy out of the page cache) overlaps parsing.
 pub fn parse(
     name: &str,
+    reader: impl Read,
+    source: u16,
+    snap: &mut Snapshot,
+) -> Result<DumpStats, IngestError> {
+    parse_with(name, reader, source, snap, true)
+}
+
+/// [`parse`], with a second thread for parsing when `thread` and one can be started.
+fn parse_with(
+    name: &str,
     mut reader: impl Read,
     source: u16,
     snap: &mut Snapshot,
+    thread: bool,
 ) -> Result<DumpStats, IngestError> {
     let mut p = Parser {
         snap,
@@ -151,67 +162,17 @@ pub fn parse(
     let mut buf = vec![0u8; BLOCK];
     let n = read_full(&mut reader, &mut buf).map_err(io)?;
     let mut bytes = n as u64;
-    let (first, mut carry) = cut(buf, n, n == 0, &mut skipping_long);
+    let (first, carry) = cut(buf, n, n == 0, &mut skipping_long);
     if matches!(first.tail, Tail::Eof { .. }) {
         // Small input: all of it is in the first block.
         p.block(&first);
     } else {
-        let mut read_error = None;
-        p = std::thread::scope(|scope| {
-            let (to_parser, blocks) = mpsc::sync_channel::<Block>(1);
-            let (give_back, returned) = mpsc::channel::<Vec<u8>>();
-            let parser = scope.spawn(move || {
-                for b in blocks {
-                    p.block(&b);
-                    // The reader may be gone after an error; the buffer is then simply dropped.
-                    let _ = give_back.send(b.buf);
-                }
-                p
-            });
-            let mut buffers = 1; // allocated so far: at most READ_BUFFERS
-            let mut cur = first;
-            loop {
-                let mut next = match returned.try_recv() {
-                    Ok(b) => b,
-                    Err(_) if buffers < READ_BUFFERS => {
-                        buffers += 1;
-                        vec![0u8; BLOCK]
-                    }
-                    Err(_) => match returned.recv() {
-                        Ok(b) => b,
-                        Err(_) => break, // the parser thread panicked; join() reports it
-                    },
-                };
-                // Keep the incomplete last line for the next block.
-                let filled = carry.len();
-                next[..filled].copy_from_slice(&cur.buf[carry]);
-                if to_parser.send(cur).is_err() {
-                    break;
-                }
-                let n = match read_full(&mut reader, &mut next[filled..]) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        read_error = Some(e);
-                        break;
-                    }
-                };
-                bytes += n as u64;
-                let eof = n == 0;
-                (cur, carry) = cut(next, filled + n, eof, &mut skipping_long);
-                if eof {
-                    let _ = to_parser.send(cur);
-                    break;
-                }
-            }
-            drop(to_parser);
-            match parser.join() {
-                Ok(p) => p,
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        });
-        if let Some(e) = read_error {
-            return Err(io(e));
-        }
+        let mut input = Input {
+            reader: &mut reader,
+            skipping_long,
+            bytes: &mut bytes,
+        };
+        parse_rest(&mut p, &mut input, first, carry, thread).map_err(io)?;
     }
     p.finish_at_eof();
     let stats = DumpStats {
@@ -223,6 +184,147 @@ pub fn parse(
         s.goroutines += p.goroutines;
     }
     Ok(stats)
+}
+
+/// The input being read, after its first block.
+struct Input<'a, R> {
+    reader: &'a mut R,
+    /// A line longer than [`MAX_LINE`] is being skipped.
+    skipping_long: bool,
+    /// Bytes read so far.
+    bytes: &'a mut u64,
+}
+
+/// Where the blocks read go: a parser thread, or the parser on this thread.
+trait Blocks {
+    /// A buffer to read the next block into; `None` when parsing has stopped.
+    fn buffer(&mut self) -> Option<Vec<u8>>;
+    /// Hands a block over; false when parsing has stopped.
+    fn parse(&mut self, block: Block) -> bool;
+}
+
+/// Blocks go to a parser thread, and their buffers come back for reuse.
+struct ToThread {
+    to_parser: mpsc::SyncSender<Block>,
+    returned: mpsc::Receiver<Vec<u8>>,
+    /// Buffers allocated so far: at most [`READ_BUFFERS`].
+    buffers: usize,
+}
+
+impl Blocks for ToThread {
+    fn buffer(&mut self) -> Option<Vec<u8>> {
+        match self.returned.try_recv() {
+            Ok(b) => Some(b),
+            Err(_) if self.buffers < READ_BUFFERS => {
+                self.buffers += 1;
+                Some(vec![0u8; BLOCK])
+            }
+            // Err: the parser thread has stopped (it panicked); joining it reports why.
+            Err(_) => self.returned.recv().ok(),
+        }
+    }
+
+    fn parse(&mut self, block: Block) -> bool {
+        self.to_parser.send(block).is_ok()
+    }
+}
+
+/// Blocks are parsed here, in turn with reading.
+struct InPlace<'p, 's> {
+    parser: &'p mut Parser<'s>,
+    spare: Option<Vec<u8>>,
+}
+
+impl Blocks for InPlace<'_, '_> {
+    fn buffer(&mut self) -> Option<Vec<u8>> {
+        Some(self.spare.take().unwrap_or_else(|| vec![0u8; BLOCK]))
+    }
+
+    fn parse(&mut self, block: Block) -> bool {
+        self.parser.block(&block);
+        self.spare = Some(block.buf);
+        true
+    }
+}
+
+/// Parses the blocks after the first one: on a second thread while this one reads, or here when
+/// no thread can be started (a process at its thread limit is a case gostall must diagnose).
+fn parse_rest<R: Read>(
+    p: &mut Parser<'_>,
+    input: &mut Input<'_, R>,
+    first: Block,
+    carry: std::ops::Range<usize>,
+    thread: bool,
+) -> std::io::Result<()> {
+    let (first, carry) = match std::thread::scope(|scope| {
+        if !thread {
+            return Err((first, carry));
+        }
+        let (to_parser, blocks) = mpsc::sync_channel::<Block>(1);
+        let (give_back, returned) = mpsc::channel::<Vec<u8>>();
+        let parser = &mut *p;
+        let spawned = std::thread::Builder::new()
+            .name("gostall-parse".into())
+            .spawn_scoped(scope, move || {
+                for b in blocks {
+                    parser.block(&b);
+                    // The reader may be gone after an error; the buffer is then simply dropped.
+                    let _ = give_back.send(b.buf);
+                }
+            });
+        let Ok(handle) = spawned else {
+            return Err((first, carry));
+        };
+        let mut to_thread = ToThread {
+            to_parser,
+            returned,
+            buffers: 1,
+        };
+        let read = read_blocks(input, first, carry, &mut to_thread);
+        drop(to_thread);
+        if let Err(panic) = handle.join() {
+            std::panic::resume_unwind(panic);
+        }
+        Ok(read)
+    }) {
+        Ok(read) => return read,
+        Err(no_thread) => no_thread,
+    };
+    let mut in_place = InPlace {
+        parser: p,
+        spare: None,
+    };
+    read_blocks(input, first, carry, &mut in_place)
+}
+
+/// Reads block after block, carrying each incomplete last line over to the next block, and hands
+/// them over in order.
+fn read_blocks<R: Read>(
+    input: &mut Input<'_, R>,
+    first: Block,
+    mut carry: std::ops::Range<usize>,
+    blocks: &mut impl Blocks,
+) -> std::io::Result<()> {
+    let mut cur = first;
+    loop {
+        let Some(mut next) = blocks.buffer() else {
+            return Ok(());
+        };
+        // Keep the incomplete last line for the next block.
+        let filled = carry.len();
+        next[..filled].copy_from_slice(&cur.buf[carry]);
+        if !blocks.parse(cur) {
+            return Ok(());
+        }
+        let n = read_full(input.reader, &mut next[filled..])?;
+        *input.bytes += n as u64;
+        let eof = n == 0;
+        (cur, carry) = cut(next, filled + n, eof, &mut input.skipping_long);
+        if eof {
+            blocks.parse(cur);
+            return Ok(());
+        }
+    }
 }
 
 /// Read buffers in flight: one being filled, one queued, one being parsed.
@@ -1017,10 +1119,17 @@ mod fast_path_tests {
         }
     }
 
-    /// Many blocks (parsed on a second thread), goroutines cut across block boundaries, and a long
-    /// line in the middle: every goroutine is read in order, and the skip is noted once, at its line.
+    /// Many blocks (parsed on a second thread, or in turn with reading when no thread can be had),
+    /// goroutines cut across block boundaries, and a long line in the middle: every goroutine is
+    /// read in order, and the skip is noted once, at its line.
     #[test]
     fn input_of_many_blocks() {
+        for thread in [true, false] {
+            many_blocks(thread);
+        }
+    }
+
+    fn many_blocks(thread: bool) {
         let goroutine = |id: u64| {
             format!(
                 "goroutine {id} gp=0xc000102000 m=nil [chan receive, 3 minutes]:\n\
@@ -1060,7 +1169,7 @@ mod fast_path_tests {
             skipped: Vec::new(),
             skipped_more: 0,
         });
-        let stats = parse("many", text.as_bytes(), 0, &mut snap).expect("parses");
+        let stats = parse_with("many", text.as_bytes(), 0, &mut snap, thread).expect("parses");
         assert_eq!(stats.bytes, text.len() as u64);
         assert_eq!(stats.goroutines as u64, id);
         assert_eq!(stats.lines, lines);
