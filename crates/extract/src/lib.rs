@@ -774,8 +774,6 @@ impl<'p> Program<'p> {
                 goroutine: (raw.parent_goid != 0).then_some(raw.parent_goid),
             });
         snap.goroutines.push(Goroutine {
-            id: raw.goid,
-            count: 1,
             state,
             wait_reason,
             raw_status,
@@ -789,18 +787,10 @@ impl<'p> Program<'p> {
                 durable: false,
                 leaked,
             },
-            synctest_bubble: None,
-            stack: stack_id,
-            elided_frames: 0,
             created_by,
-            originating_from: None,
-            labels: Vec::new(),
-            m: None,
-            source,
             wait_ns,
             waiting_on,
-            thread: None,
-            net: None,
+            ..Goroutine::new(raw.goid, 1, stack_id, source)
         });
     }
 

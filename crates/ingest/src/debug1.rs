@@ -11,7 +11,7 @@
 
 use crate::{note_skipped, IngestError};
 use gostall_goruntime as rt;
-use gostall_model::{GoFlags, GoState, Goroutine, Snapshot, StackId};
+use gostall_model::{GoState, Goroutine, Snapshot, StackId};
 use std::io::{BufRead, BufReader, Read};
 
 /// Is this the start of a `debug=1` count profile?
@@ -192,32 +192,16 @@ fn flush(snap: &mut Snapshot, source: u16, profile: &str, e: Option<Entry>) -> u
         .iter()
         .map(|&f| tables.str(tables.frame(f).function));
     let (state, wait_reason) = rt::infer_from_stack(funcs).unwrap_or((GoState::Unknown, None));
+    let stack = if e.frames.is_empty() {
+        StackId(0)
+    } else {
+        stack
+    };
     snap.goroutines.push(Goroutine {
-        id: 0,
-        count: e.count,
         state,
         wait_reason,
-        raw_status: None,
-        wait_minutes: None,
-        locked_to_thread: false,
-        stack_unavailable: false,
-        flags: GoFlags::default(),
-        synctest_bubble: None,
-        stack: if e.frames.is_empty() {
-            StackId(0)
-        } else {
-            stack
-        },
-        elided_frames: 0,
-        created_by: None,
-        originating_from: None,
         labels: e.labels,
-        m: None,
-        wait_ns: None,
-        waiting_on: None,
-        thread: None,
-        net: None,
-        source,
+        ..Goroutine::new(0, e.count, stack, source)
     });
     1
 }

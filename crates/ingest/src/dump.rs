@@ -13,7 +13,7 @@
 use crate::{note_skipped, IngestError};
 use gostall_goruntime as rt;
 use gostall_model::{
-    CreatedBy, Frame, FrameId, GoFlags, GoState, Goroutine, Snapshot, StackId, Sym, WaitReason,
+    CreatedBy, Frame, FrameId, GoState, Goroutine, Snapshot, StackId, Sym, WaitReason,
 };
 use rustc_hash::FxHashMap;
 use std::io::Read;
@@ -650,29 +650,7 @@ impl Parser<'_> {
 
     fn header(&mut self, id: u64, rest: &[u8]) {
         let header_line = self.line_no;
-        let mut g = Goroutine {
-            id,
-            count: 1,
-            state: GoState::Unknown,
-            wait_reason: None,
-            raw_status: None,
-            wait_minutes: None,
-            locked_to_thread: false,
-            stack_unavailable: false,
-            flags: GoFlags::default(),
-            synctest_bubble: None,
-            stack: StackId(0),
-            elided_frames: 0,
-            created_by: None,
-            originating_from: None,
-            labels: Vec::new(),
-            m: None,
-            wait_ns: None,
-            waiting_on: None,
-            thread: None,
-            net: None,
-            source: self.source,
-        };
+        let mut g = Goroutine::new(id, 1, StackId(0), self.source);
         // Optional crash fields before the bracket: gp=0x… m=N|nil mp=0x…
         let Some(open) = memchr::memchr(b'[', rest) else {
             self.skip_header(header_line, "no `[status]`");

@@ -44,8 +44,7 @@
 use crate::{note_skipped, IngestError};
 use gostall_goruntime as rt;
 use gostall_model::{
-    ContentionKind, ContentionSample, FrameId, GoFlags, GoState, Goroutine, Snapshot, SourceKind,
-    Sym,
+    ContentionKind, ContentionSample, FrameId, GoState, Goroutine, Snapshot, SourceKind, Sym,
 };
 use prost::Message;
 use std::borrow::Cow;
@@ -560,27 +559,11 @@ impl<'a> Ingest<'a> {
                 rt::infer_from_stack(self.snap.tables.stack_frames(id).map(|f| f.function))
                     .unwrap_or((GoState::Unknown, None));
             self.snap.goroutines.push(Goroutine {
-                id: 0,
-                count,
                 state,
                 wait_reason,
-                raw_status: None,
-                wait_minutes: None,
-                locked_to_thread: false,
-                stack_unavailable: false,
-                flags: GoFlags::default(),
-                synctest_bubble: None,
-                stack: id,
                 elided_frames: u32::try_from(stack.elided).unwrap_or(u32::MAX),
-                created_by: None,
-                originating_from: None,
                 labels,
-                m: None,
-                wait_ns: None,
-                waiting_on: None,
-                thread: None,
-                net: None,
-                source: self.source,
+                ..Goroutine::new(0, count, id, self.source)
             });
             added += 1;
         }

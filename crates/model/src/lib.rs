@@ -384,6 +384,36 @@ pub struct Goroutine {
     pub source: u16,
 }
 
+impl Goroutine {
+    /// A goroutine (or, for aggregated sources, `count` identical ones) with everything else
+    /// unknown; sources set what they know.
+    pub fn new(id: u64, count: u32, stack: StackId, source: u16) -> Self {
+        Goroutine {
+            id,
+            count,
+            state: GoState::Unknown,
+            wait_reason: None,
+            raw_status: None,
+            wait_minutes: None,
+            locked_to_thread: false,
+            stack_unavailable: false,
+            flags: GoFlags::default(),
+            synctest_bubble: None,
+            stack,
+            elided_frames: 0,
+            created_by: None,
+            originating_from: None,
+            labels: Vec::new(),
+            m: None,
+            source,
+            wait_ns: None,
+            waiting_on: None,
+            thread: None,
+            net: None,
+        }
+    }
+}
+
 /// Header flags of a goroutine.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct GoFlags {

@@ -434,17 +434,7 @@ impl LiveProcess {
 impl Memory for LiveProcess {
     fn read_batch(&self, reqs: &[crate::ReadReq], buf: &mut [u8], ok: &mut Vec<bool>) {
         if self.using.load(Ordering::Relaxed) == USING_PROC_MEM {
-            ok.clear();
-            let mut at = 0usize;
-            for r in reqs {
-                let end = at + r.len;
-                ok.push(
-                    buf.get_mut(at..end)
-                        .is_some_and(|b| self.read(r.addr, b).is_ok()),
-                );
-                at = end;
-            }
-            return;
+            return crate::memory::read_each(self, reqs, buf, ok);
         }
         self.read_batch_vm(reqs, buf, ok);
     }

@@ -25,16 +25,7 @@ pub trait Memory {
     /// reads one range at a time; live processes override it with vectored reads, because per-call
     /// overhead dominates when reading 200k goroutines.
     fn read_batch(&self, reqs: &[ReadReq], buf: &mut [u8], ok: &mut Vec<bool>) {
-        ok.clear();
-        let mut at = 0usize;
-        for r in reqs {
-            let end = at + r.len;
-            ok.push(
-                buf.get_mut(at..end)
-                    .is_some_and(|b| self.read(r.addr, b).is_ok()),
-            );
-            at = end;
-        }
+        read_each(self, reqs, buf, ok)
     }
 
     /// Reads one byte.
@@ -146,6 +137,25 @@ impl<M: Memory + ?Sized> Memory for Box<M> {
 
     fn read_batch(&self, reqs: &[ReadReq], buf: &mut [u8], ok: &mut Vec<bool>) {
         (**self).read_batch(reqs, buf, ok)
+    }
+}
+
+/// [`Memory::read_batch`] one range at a time: the default, and the fallback of vectored readers.
+pub(crate) fn read_each<M: Memory + ?Sized>(
+    mem: &M,
+    reqs: &[ReadReq],
+    buf: &mut [u8],
+    ok: &mut Vec<bool>,
+) {
+    ok.clear();
+    let mut at = 0usize;
+    for r in reqs {
+        let end = at + r.len;
+        ok.push(
+            buf.get_mut(at..end)
+                .is_some_and(|b| mem.read(r.addr, b).is_ok()),
+        );
+        at = end;
     }
 }
 

@@ -48,19 +48,7 @@ fn runtime_verdict(cx: &Context<'_>) -> Option<Finding> {
     let mut evidence = vec![format!(
         "the Go runtime stopped the program: fatal error: {fatal}"
     )];
-    for (site, members) in cx.by_site(&blocked).into_iter().take(8) {
-        let reason = cx
-            .g(members[0])
-            .wait_reason
-            .map(|r| r.as_str())
-            .unwrap_or("waiting");
-        evidence.push(format!(
-            "{} blocked in {} at {}",
-            cx.id_list(&members),
-            reason,
-            cx.short(site)
-        ));
-    }
+    evidence.extend(blocked_sites(cx, &blocked));
     Some(cx.finding(
         FindingKind::Deadlock,
         Severity::Critical,
@@ -172,19 +160,7 @@ fn global_stall(cx: &Context<'_>) -> Option<Finding> {
         .find(|&i| cx.g(i).id == 1)
         .unwrap_or(app[0]);
     let mut evidence = Vec::new();
-    for (site, members) in cx.by_site(&app).into_iter().take(8) {
-        let reason = cx
-            .g(members[0])
-            .wait_reason
-            .map(|r| r.as_str())
-            .unwrap_or("waiting");
-        evidence.push(format!(
-            "{} blocked in {} at {}",
-            cx.id_list(&members),
-            reason,
-            cx.short(site)
-        ));
-    }
+    evidence.extend(blocked_sites(cx, &app));
     evidence.push(
         "no goroutine is running, sleeping, in a system call or waiting on the network or signals"
             .into(),
@@ -199,4 +175,25 @@ fn global_stall(cx: &Context<'_>) -> Option<Finding> {
         evidence,
         "Find the operation each goroutine waits for and the goroutine that was supposed to complete it; make sure every channel has a live counterpart or is closed, and every Add has its Done.",
     ))
+}
+
+/// One evidence line per call site: who is blocked there, in what.
+fn blocked_sites(cx: &Context<'_>, members: &[u32]) -> Vec<String> {
+    cx.by_site(members)
+        .into_iter()
+        .take(8)
+        .map(|(site, ms)| {
+            let reason = cx
+                .g(ms[0])
+                .wait_reason
+                .map(|r| r.as_str())
+                .unwrap_or("waiting");
+            format!(
+                "{} blocked in {} at {}",
+                cx.id_list(&ms),
+                reason,
+                cx.short(site)
+            )
+        })
+        .collect()
 }
