@@ -210,7 +210,13 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
         join_threads(&mut snap, &extra, proc.threads()?);
     }
     // Which descriptor each goroutine in IO wait waits on: deadline and peer.
-    let waits = crate::netpoll::waits(&prog, &proc, pid, monotonic_ns());
+    let fds = gostall_target::describe_fds(pid);
+    for t in &mut snap.threads {
+        if let Some(sc) = &mut t.syscall {
+            sc.text = Some(gostall_target::syscalls::decode(sc.nr, &sc.args, &fds).text);
+        }
+    }
+    let waits = crate::netpoll::waits(&prog, &proc, pid, monotonic_ns(), &fds);
     if !waits.is_empty() {
         let by_id: rustc_hash::FxHashMap<u64, usize> = snap
             .goroutines
@@ -312,7 +318,8 @@ fn join_threads(snap: &mut Snapshot, extra: &Extra, threads: Vec<gostall_target:
             in_cgo: m.is_some_and(|m| m.incgo),
             syscall: t.syscall.as_ref().map(|s| SyscallFacts {
                 nr: s.nr,
-                name: gostall_goruntime::syscall_name(s.nr).map(str::to_string),
+                name: gostall_target::syscalls::name(s.nr).map(str::to_string),
+                text: None,
                 args: s.args,
             }),
             wchan: t.wchan.clone(),

@@ -353,56 +353,6 @@ pub fn is_runtime_housekeeping<'a>(functions: impl Iterator<Item = &'a str>) -> 
     any
 }
 
-/// The x86-64 Linux name of a system call number (the ones Go programs and C libraries block in).
-pub fn syscall_name(nr: i64) -> Option<&'static str> {
-    Some(match nr {
-        0 => "read",
-        1 => "write",
-        2 => "open",
-        3 => "close",
-        7 => "poll",
-        9 => "mmap",
-        13 => "rt_sigaction",
-        14 => "rt_sigprocmask",
-        16 => "ioctl",
-        17 => "pread64",
-        18 => "pwrite64",
-        19 => "readv",
-        20 => "writev",
-        23 => "select",
-        24 => "sched_yield",
-        34 => "pause",
-        35 => "nanosleep",
-        42 => "connect",
-        43 => "accept",
-        44 => "sendto",
-        45 => "recvfrom",
-        46 => "sendmsg",
-        47 => "recvmsg",
-        56 => "clone",
-        59 => "execve",
-        61 => "wait4",
-        72 => "fcntl",
-        73 => "flock",
-        74 => "fsync",
-        202 => "futex",
-        228 => "clock_gettime",
-        230 => "clock_nanosleep",
-        232 => "epoll_wait",
-        257 => "openat",
-        270 => "pselect6",
-        271 => "ppoll",
-        281 => "epoll_pwait",
-        288 => "accept4",
-        290 => "eventfd2",
-        291 => "epoll_create1",
-        293 => "pipe2",
-        435 => "clone3",
-        441 => "epoll_pwait2",
-        _ => return None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

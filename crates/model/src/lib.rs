@@ -78,6 +78,8 @@ pub struct SyscallFacts {
     pub name: Option<String>,
     /// Arguments.
     pub args: [u64; 6],
+    /// The call with its arguments decoded, descriptors resolved (`read(fd 3 → pipe:[123], …)`).
+    pub text: Option<String>,
 }
 
 /// One P (processor) of the scheduler.

@@ -413,18 +413,17 @@ fn write_threads(
         };
         let mut d = format!("thread {} ({})", t.tid, t.state);
         if let Some(sc) = &t.syscall {
-            let name = sc
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("syscall {}", sc.nr));
-            // Small first arguments are descriptors or counts; large ones addresses.
-            let a0 = sc.args[0];
-            let a0 = if a0 < 1 << 20 {
-                a0.to_string()
-            } else {
-                format!("{a0:#x}")
-            };
-            d.push_str(&format!(" in {name}({a0}, …)"));
+            match &sc.text {
+                // Decoded, descriptors resolved: `read(fd 3 → pipe:[123], 0x…, 4096)`.
+                Some(text) => d.push_str(&format!(" in {text}")),
+                None => {
+                    let name = sc
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| format!("syscall {}", sc.nr));
+                    d.push_str(&format!(" in {name}(…)"));
+                }
+            }
         }
         if let Some(wc) = t.wchan.as_deref().filter(|w| !w.is_empty() && *w != "0") {
             d.push_str(&format!(", wchan {wc}"));

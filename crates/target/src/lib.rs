@@ -17,20 +17,24 @@
 
 mod access;
 mod error;
+pub mod fds;
 mod live;
 mod memory;
 mod pause;
 pub mod procfs;
 mod regs;
 mod signals;
+pub mod syscalls;
 
 pub use access::{AccessContext, AccessError, DenyReason, CAP_SYS_PTRACE_BIT};
 pub use error::{MemError, PauseEnd, TargetError};
+pub use fds::{describe_fds, FdDesc, FdKind, FdTable};
 pub use live::{LiveProcess, ReadMethod};
 pub use memory::{FakeMemory, Memory, ReadReq, MAX_READ_VEC};
 pub use pause::Pause;
 pub use procfs::{Mapping, Perms, SyscallInfo, ThreadInfo};
 pub use regs::Regs;
+pub use syscalls::Decoded;
 
 /// The threads of a target.
 pub trait Threads {

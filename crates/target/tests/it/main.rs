@@ -2,6 +2,7 @@
 //! and helper processes (this binary re-executed in `helper_main`).
 
 mod access;
+mod fds;
 mod memory;
 mod pause;
 mod threads;
