@@ -344,3 +344,24 @@ pub fn http_get(addr: &str, path: &str, timeout: Duration) -> Result<Vec<u8>> {
     }
     Ok(buf[split + 4..].to_vec())
 }
+
+/// Runs `run` for every scenario: four at a time, except scenarios that keep every CPU busy (no
+/// pprof endpoint, or CPU-bound), which run alone so they do not starve the others.
+pub fn run_scenarios<'a>(
+    scenarios: impl IntoIterator<Item = &'a Scenario>,
+    run: impl Fn(&Scenario) + Sync,
+) {
+    let (alone, shared): (Vec<&Scenario>, Vec<&Scenario>) = scenarios
+        .into_iter()
+        .partition(|s| !s.http || s.name.contains("cpu"));
+    for chunk in shared.chunks(4) {
+        std::thread::scope(|s| {
+            for sc in chunk {
+                s.spawn(|| run(sc));
+            }
+        });
+    }
+    for sc in alone {
+        run(sc);
+    }
+}

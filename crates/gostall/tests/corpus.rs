@@ -129,12 +129,7 @@ fn corpus_scenarios_are_diagnosed() {
     for version in corpus::versions_from_env() {
         let bin = corpus::build(&version).unwrap_or_else(|e| panic!("{e:#}"));
         let out_root: PathBuf = corpus::work_dir(&version).join("captures");
-        // Scenarios that spin on every CPU run alone; the rest a few at a time.
-        let (alone, shared): (Vec<_>, Vec<_>) = manifest
-            .scenarios
-            .iter()
-            .partition(|s| !s.http || s.name.contains("cpu"));
-        let run = |sc: &Scenario| {
+        corpus::run_scenarios(&manifest.scenarios, |sc: &Scenario| {
             let mut errs = Vec::new();
             match corpus::capture(&bin, sc, &out_root.join(&sc.name)) {
                 Ok(cap) => check_captured(sc, &cap, &mut errs),
@@ -142,17 +137,7 @@ fn corpus_scenarios_are_diagnosed() {
             }
             let mut all = errors.lock().unwrap();
             all.extend(errs.into_iter().map(|e| format!("Go {version}: {e}")));
-        };
-        for chunk in shared.chunks(4) {
-            std::thread::scope(|s| {
-                for sc in chunk {
-                    s.spawn(|| run(sc));
-                }
-            });
-        }
-        for sc in alone {
-            run(sc);
-        }
+        });
     }
     let errors = errors.into_inner().unwrap();
     assert!(

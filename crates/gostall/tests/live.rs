@@ -100,15 +100,11 @@ fn live_scenarios_are_diagnosed() {
     for version in corpus::versions_from_env() {
         for variant in [Variant::Default, Variant::Pie, Variant::NoCgo] {
             let bin = corpus::build_variant(&version, variant).unwrap_or_else(|e| panic!("{e:#}"));
-            let scenarios: Vec<&Scenario> = manifest
+            let scenarios = manifest
                 .scenarios
                 .iter()
-                .filter(|s| !(variant == Variant::NoCgo && s.cgo))
-                .collect();
-            let (alone, shared): (Vec<_>, Vec<_>) = scenarios
-                .into_iter()
-                .partition(|s| !s.http || s.name.contains("cpu"));
-            let run = |sc: &Scenario| {
+                .filter(|s| !(variant == Variant::NoCgo && s.cgo));
+            corpus::run_scenarios(scenarios, |sc: &Scenario| {
                 let errs = match corpus::start(&bin, sc, Stdio::null()) {
                     // Never --pause: where a running goroutine's stack is needed (starvation),
                     // gostall pauses on its own for a few milliseconds.
@@ -119,17 +115,7 @@ fn live_scenarios_are_diagnosed() {
                     errs.into_iter()
                         .map(|e| format!("Go {version} {variant:?}: {e}")),
                 );
-            };
-            for chunk in shared.chunks(4) {
-                std::thread::scope(|s| {
-                    for sc in chunk {
-                        s.spawn(|| run(sc));
-                    }
-                });
-            }
-            for sc in alone {
-                run(sc);
-            }
+            });
         }
     }
     let errors = errors.into_inner().unwrap();

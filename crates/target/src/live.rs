@@ -83,16 +83,7 @@ impl LiveProcess {
                     hint: access::not_visible_hint(),
                 })
             }
-            Err(TargetError::Proc { path, source }) => {
-                return Err(AccessError::Proc { pid, path, source })
-            }
-            Err(e) => {
-                return Err(AccessError::Proc {
-                    pid,
-                    path: format!("/proc/{pid}/stat").into(),
-                    source: std::io::Error::other(e.to_string()),
-                })
-            }
+            Err(e) => return Err(proc_access_error(pid, "stat", e)),
         };
         if matches!(stat.state, 'Z' | 'X' | 'x') {
             return Err(AccessError::Zombie {
@@ -146,16 +137,7 @@ impl LiveProcess {
             {
                 return Err(denied())
             }
-            Err(TargetError::Proc { path, source }) => {
-                return Err(AccessError::Proc { pid, path, source })
-            }
-            Err(e) => {
-                return Err(AccessError::Proc {
-                    pid,
-                    path: format!("/proc/{pid}/maps").into(),
-                    source: std::io::Error::other(e.to_string()),
-                })
-            }
+            Err(e) => return Err(proc_access_error(pid, "maps", e)),
         };
         // No mappings: a kernel thread (pid 2, kthreadd, and its children), or a process that is
         // exiting and has already released its memory.
@@ -372,6 +354,18 @@ impl LiveProcess {
                 len,
             }
         }
+    }
+}
+
+/// A `/proc/PID/FILE` read that failed during attach, as an [`AccessError`] naming the file.
+fn proc_access_error(pid: i32, file: &str, e: TargetError) -> AccessError {
+    match e {
+        TargetError::Proc { path, source } => AccessError::Proc { pid, path, source },
+        e => AccessError::Proc {
+            pid,
+            path: format!("/proc/{pid}/{file}").into(),
+            source: std::io::Error::other(e.to_string()),
+        },
     }
 }
 
