@@ -365,6 +365,7 @@ impl<'a> Context<'a> {
             explanation,
             goroutine_count: self.count(members),
             goroutines,
+            threads: Vec::new(),
             location: location.map(|f| self.location(f)),
             evidence,
             advice: advice.to_string(),

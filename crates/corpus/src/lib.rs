@@ -61,8 +61,25 @@ fn yes() -> bool {
 pub struct Expect {
     /// Finding kind id, e.g. `lock_contention`.
     pub kind: String,
-    /// Function of the finding's location.
+    /// Function of the finding's location; empty: any (findings about threads or memory may have
+    /// no Go location).
+    #[serde(default)]
     pub function: String,
+    /// Only a live read can show it (signal masks, native stacks, resident memory).
+    #[serde(default)]
+    pub live_only: bool,
+    /// Texts that must appear in the live finding's title or evidence (C function, syscall, fd
+    /// target…).
+    #[serde(default)]
+    pub evidence: Vec<String>,
+}
+
+impl Expect {
+    /// Whether a finding of `kind` located at `function` satisfies this expectation (evidence
+    /// aside).
+    pub fn matches(&self, kind: &str, function: &str) -> bool {
+        kind == self.kind && (self.function.is_empty() || function == self.function)
+    }
 }
 
 /// What one run of a scenario produced.

@@ -326,6 +326,7 @@ fn join_threads(snap: &mut Snapshot, extra: &Extra, threads: Vec<gostall_target:
             kernel_stack: t.kernel_stack.clone().unwrap_or_default(),
             cpu_ns: t.cpu_time().as_nanos() as u64,
             ctx_switches: (t.voluntary_ctxt_switches, t.nonvoluntary_ctxt_switches),
+            ..Default::default()
         });
     }
     for g in &mut snap.goroutines {

@@ -76,10 +76,13 @@ fn check_live(sc: &Scenario, pid: i32, pause: bool) -> Vec<String> {
         }
     } else {
         for e in &sc.expect {
-            if !got
-                .iter()
-                .any(|(k, s, f)| *k == e.kind && *f == e.function && s != "info")
-            {
+            let hit = doc["findings"].as_array().into_iter().flatten().find(|f| {
+                e.matches(
+                    f["kind"].as_str().unwrap_or_default(),
+                    f["location"]["function"].as_str().unwrap_or_default(),
+                ) && f["severity"] != "info"
+            });
+            let Some(f) = hit else {
                 errs.push(format!(
                     "{}: expected {} @ {}, got [{}]",
                     sc.name,
@@ -87,6 +90,16 @@ fn check_live(sc: &Scenario, pid: i32, pause: bool) -> Vec<String> {
                     e.function,
                     summary.join("; ")
                 ));
+                continue;
+            };
+            let text = format!("{} {}", f["title"], f["evidence"]);
+            for want in &e.evidence {
+                if !text.contains(want.as_str()) {
+                    errs.push(format!(
+                        "{}: {} finding lacks {want:?}: {text}",
+                        sc.name, e.kind
+                    ));
+                }
             }
         }
     }

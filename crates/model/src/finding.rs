@@ -49,6 +49,10 @@ pub enum FindingKind {
     SchedulerStarvation,
     /// Goroutines locked to an OS thread and blocked.
     LockedThread,
+    /// Signal masks or handlers that keep the Go runtime from getting signals it needs.
+    SignalConflict,
+    /// Resident memory the Go runtime does not manage (C allocations) dominates or grows.
+    CMemoryGrowth,
 }
 
 impl FindingKind {
@@ -65,11 +69,13 @@ impl FindingKind {
             FindingKind::ThreadExplosion => "thread_explosion",
             FindingKind::SchedulerStarvation => "scheduler_starvation",
             FindingKind::LockedThread => "locked_thread",
+            FindingKind::SignalConflict => "signal_conflict",
+            FindingKind::CMemoryGrowth => "c_memory_growth",
         }
     }
 
     /// Every kind, in a fixed order.
-    pub const ALL: [FindingKind; 10] = [
+    pub const ALL: [FindingKind; 12] = [
         FindingKind::Deadlock,
         FindingKind::GoroutineLeak,
         FindingKind::LockContention,
@@ -80,6 +86,8 @@ impl FindingKind {
         FindingKind::ThreadExplosion,
         FindingKind::SchedulerStarvation,
         FindingKind::LockedThread,
+        FindingKind::SignalConflict,
+        FindingKind::CMemoryGrowth,
     ];
 }
 
@@ -109,6 +117,9 @@ pub struct Finding {
     pub goroutine_count: u64,
     /// The ids of the goroutines involved (empty for aggregated sources that have no ids).
     pub goroutines: Vec<u64>,
+    /// OS thread ids involved, for findings about threads (live sources only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub threads: Vec<i32>,
     /// The root-cause frame in the user's code, when there is one.
     pub location: Option<Location>,
     /// Facts that support the finding, one per line.

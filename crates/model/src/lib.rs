@@ -34,6 +34,10 @@ pub struct Snapshot {
     pub scheduler: Option<SchedFacts>,
     /// How the snapshot was taken from a live process.
     pub live: Option<LiveMeta>,
+    /// Process-wide signal dispositions and the Go runtime's own signal records (live only).
+    pub signals: Option<SignalFacts>,
+    /// Resident memory against what the Go runtime manages (live only).
+    pub memory: Option<MemoryFacts>,
 }
 
 /// One OS thread of a live process, joined to its M when it has one.
@@ -67,6 +71,93 @@ pub struct ThreadFacts {
     pub cpu_ns: u64,
     /// Voluntary and involuntary context switches.
     pub ctx_switches: (u64, u64),
+    /// Who created the thread and what it is doing for Go.
+    pub origin: ThreadOrigin,
+    /// Native frames, innermost first, unwound from the thread's registers with each mapped
+    /// object's CFI; empty when the thread was not in native code or could not be unwound.
+    pub native_stack: Vec<NativeFrame>,
+    /// Why `native_stack` is empty or cut short, when it is.
+    pub native_note: Option<String>,
+    /// Signals blocked in this thread (`SigBlk`), bit `n-1` for signal `n`.
+    pub sig_blocked: u64,
+    /// Signals pending for this thread alone (`SigPnd`).
+    pub sig_pending: u64,
+    /// The M has sent itself a preemption signal that its handler has not yet acknowledged
+    /// (`m.signalPending`), in both scheduler samples.
+    pub preempt_signal_stuck: bool,
+}
+
+/// Who created an OS thread, as far as the Go runtime's records tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThreadOrigin {
+    /// Created by the Go runtime for an M.
+    #[default]
+    Go,
+    /// Created by C code and now bound to an extra M because it called into Go (`m.isextra`).
+    CCallback,
+    /// Not known to the Go runtime: created by C code (or a library) and never called into Go.
+    Foreign,
+}
+
+/// One native (non-Go) frame of a thread's stack.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NativeFrame {
+    /// Program counter (return address minus one for caller frames).
+    pub pc: u64,
+    /// Function symbol, when the object's symbol tables name it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    /// Offset of `pc` from the function's start.
+    pub offset: u64,
+    /// Path of the mapped object the pc belongs to.
+    pub object: String,
+    /// Source file, from the object's DWARF line info when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Source line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+}
+
+/// Process-wide signal state of a live process and what the Go runtime recorded about it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SignalFacts {
+    /// Signals ignored process-wide (`SigIgn`), bit `n-1` for signal `n`.
+    pub ignored: u64,
+    /// Signals with a handler installed (`SigCgt`).
+    pub caught: u64,
+    /// Signals pending for the whole process (`ShdPnd`).
+    pub shared_pending: u64,
+    /// Signals the Go runtime installed its own handler for (`runtime.handlingSig`).
+    pub go_handled: u64,
+    /// Handlers that were installed before the Go runtime and that it forwards to
+    /// (`runtime.fwdSig`): signal number, handler address and its symbol when known.
+    pub forwarded: Vec<(u32, u64, Option<String>)>,
+}
+
+/// Resident memory of a live process split into what the Go runtime manages and the rest.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MemoryFacts {
+    /// Resident set size (`smaps_rollup` Rss), bytes.
+    pub rss: u64,
+    /// Resident anonymous memory, bytes.
+    pub anon: u64,
+    /// Resident file-backed memory (binaries, libraries, mapped files), bytes.
+    pub file: u64,
+    /// Resident memory by mapping kind (`go heap`, `[heap]`, `thread stacks`, `anon`, `file`…), bytes.
+    pub by_kind: Vec<(String, u64)>,
+    /// Memory the Go runtime holds from the OS and has not returned (heap, stacks, spans,
+    /// caches, GC metadata, other runtime structures), bytes.
+    pub go_runtime: u64,
+    /// The Go runtime's own breakdown of `go_runtime`: (stat name, bytes).
+    pub go_breakdown: Vec<(String, u64)>,
+    /// Estimate of resident memory that the Go runtime does not manage (C allocations,
+    /// foreign thread stacks…), bytes.
+    pub non_go_estimate: u64,
+    /// Samples taken over time (`--samples`): (milliseconds since the first, rss, go_runtime,
+    /// non_go_estimate).
+    pub samples: Vec<(u64, u64, u64, u64)>,
 }
 
 /// A thread's current system call.
