@@ -19,6 +19,8 @@ pub struct StackFacts {
     pub net_op: Option<&'static str>,
     /// The cgo trampoline (`main._Cfunc_x`) when in a cgo call.
     pub cgo_fn: Option<Sym>,
+    /// The goroutine runs a callback from C into Go (`runtime.cgocallback` at its bottom).
+    pub cgo_callback: bool,
     /// The innermost standard-library function of a raw system call (e.g. `syscall.read`).
     pub syscall_fn: Option<Sym>,
     /// The stack shows the goroutine was preempted or yielded (`asyncPreempt`, `Gosched`).
@@ -138,6 +140,9 @@ impl<'a> Context<'a> {
         for fr in t.stack_frames(stack) {
             let name = fr.function;
             let frame = t.frame(fr.id);
+            if rt::is_cgo_callback(name) {
+                f.cgo_callback = true;
+            }
             if rt::is_user_function(name) {
                 if f.user_frame.is_none() {
                     f.user_frame = Some(fr.id);

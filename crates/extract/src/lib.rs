@@ -88,6 +88,8 @@ pub struct MRecord {
     pub blocked: bool,
     /// In a cgo call.
     pub incgo: bool,
+    /// An extra M: serves C-created threads that call into Go.
+    pub isextra: bool,
 }
 
 /// What extraction returns beside the snapshot: raw addresses callers need to join threads.
@@ -822,6 +824,7 @@ impl<'p> Program<'p> {
                 spinning: u8_at(&buf, ml.spinning) != 0,
                 blocked: u8_at(&buf, ml.blocked) != 0,
                 incgo: u8_at(&buf, ml.incgo) != 0,
+                isextra: ml.isextra.is_some_and(|o| u8_at(&buf, o) != 0),
             });
             m = u64_at(&buf, ml.alllink);
         }

@@ -4,7 +4,9 @@
 
 use crate::{Extra, ExtractError, Options, Program, ProgramError};
 use gostall_binfmt::GoBinary;
-use gostall_model::{LiveMeta, Snapshot, SourceInfo, SourceKind, SyscallFacts, ThreadFacts};
+use gostall_model::{
+    LiveMeta, Snapshot, SourceInfo, SourceKind, SyscallFacts, ThreadFacts, ThreadOrigin,
+};
 use gostall_target::{AccessError, LiveProcess, Memory, Pause, TargetError, Threads};
 use std::time::{Duration, Instant};
 
@@ -216,6 +218,7 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
             sc.text = Some(gostall_target::syscalls::decode(sc.nr, &sc.args, &fds).text);
         }
     }
+    futex_owners(&proc, &mut snap);
     let waits = crate::netpoll::waits(&prog, &proc, pid, monotonic_ns(), &fds);
     if !waits.is_empty() {
         let by_id: rustc_hash::FxHashMap<u64, usize> = snap
@@ -295,6 +298,29 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
     Ok(snap)
 }
 
+/// For threads waiting on a futex, the thread that owns the lock behind it, when the futex word
+/// is a glibc `pthread_mutex_t` (`__lock`, `__count`, `__owner`: the owner's tid 8 bytes in) or a
+/// priority-inheritance futex (owner tid in the word's low 30 bits). Only tids of this process
+/// count; whether the word really is a mutex is for the rules to judge from the native stack.
+fn futex_owners<M: Memory + ?Sized>(mem: &M, snap: &mut Snapshot) {
+    const FUTEX: i64 = 202;
+    let tids: rustc_hash::FxHashSet<i32> = snap.threads.iter().map(|t| t.tid).collect();
+    for t in &mut snap.threads {
+        let Some(sc) = t.syscall.as_ref().filter(|s| s.nr == FUTEX) else {
+            continue;
+        };
+        let (addr, op) = (sc.args[0], sc.args[1] & 0x7f);
+        let owner = match op {
+            // FUTEX_WAIT, FUTEX_WAIT_BITSET
+            0 | 9 => mem.read_u32(addr.wrapping_add(8)).ok().map(|o| o as i32),
+            // FUTEX_LOCK_PI, FUTEX_LOCK_PI2
+            6 | 13 => mem.read_u32(addr).ok().map(|w| (w & 0x3fff_ffff) as i32),
+            _ => None,
+        };
+        t.futex_owner = owner.filter(|o| *o != t.tid && tids.contains(o));
+    }
+}
+
 fn join_threads(snap: &mut Snapshot, extra: &Extra, threads: Vec<gostall_target::ThreadInfo>) {
     let by_tid: rustc_hash::FxHashMap<u64, &crate::MRecord> =
         extra.ms.iter().map(|m| (m.procid, m)).collect();
@@ -326,6 +352,11 @@ fn join_threads(snap: &mut Snapshot, extra: &Extra, threads: Vec<gostall_target:
             kernel_stack: t.kernel_stack.clone().unwrap_or_default(),
             cpu_ns: t.cpu_time().as_nanos() as u64,
             ctx_switches: (t.voluntary_ctxt_switches, t.nonvoluntary_ctxt_switches),
+            origin: match m {
+                None => ThreadOrigin::Foreign,
+                Some(m) if m.isextra => ThreadOrigin::CCallback,
+                Some(_) => ThreadOrigin::Go,
+            },
             ..Default::default()
         });
     }

@@ -60,6 +60,7 @@ pub struct MLayout {
     pub blocked: u64,
     pub incgo: u64,
     pub ncgo: Option<u64>,
+    pub isextra: Option<u64>,
     pub alllink: u64,
 }
 
@@ -265,6 +266,7 @@ impl RuntimeLayout {
             blocked: t.off("runtime.m", "blocked")?,
             incgo: t.off("runtime.m", "incgo")?,
             ncgo: t.try_off("runtime.m", "ncgo"),
+            isextra: t.try_off("runtime.m", "isextra"),
             alllink: t.off("runtime.m", "alllink")?,
         };
         let p = PLayout {

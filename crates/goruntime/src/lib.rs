@@ -178,6 +178,25 @@ pub fn is_cgocall(function: &str) -> bool {
         || function[package_of(function).len()..].starts_with("._Cfunc_")
 }
 
+/// Runtime frames at the bottom of a goroutine that C code called into Go through an exported
+/// function (`//export`): the callback runs on the calling C thread, bound to an extra M.
+pub fn is_cgo_callback(function: &str) -> bool {
+    matches!(
+        function,
+        "runtime.cgocallback" | "runtime.cgocallbackg" | "runtime.cgocallbackg1"
+    ) || function[package_of(function).len()..].starts_with("._cgoexp_")
+}
+
+/// C functions that belong to the cgo machinery rather than the program's own C code
+/// (`crosscall2`, `_cgo_…`, `x_cgo_…`, `_cgoexp_…`).
+pub fn is_cgo_machinery(c_function: &str) -> bool {
+    c_function.starts_with("_cgo")
+        || c_function.starts_with("x_cgo")
+        || c_function.starts_with("crosscall")
+        || c_function.contains("._Cfunc_")
+        || c_function.contains("._cgo")
+}
+
 /// Functions through which a goroutine enters a raw system call that holds its OS thread.
 pub fn is_raw_syscall(function: &str) -> bool {
     matches!(

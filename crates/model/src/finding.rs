@@ -127,3 +127,13 @@ pub struct Finding {
     /// What to do about it.
     pub advice: String,
 }
+
+impl Finding {
+    /// Names the OS threads involved (sorted, without repeats).
+    pub fn with_threads(mut self, tids: impl IntoIterator<Item = i32>) -> Self {
+        self.threads.extend(tids);
+        self.threads.sort_unstable();
+        self.threads.dedup();
+        self
+    }
+}

@@ -82,6 +82,10 @@ pub struct ThreadFacts {
     pub sig_blocked: u64,
     /// Signals pending for this thread alone (`SigPnd`).
     pub sig_pending: u64,
+    /// For a thread waiting on a futex whose word looks like a glibc `pthread_mutex_t`, the thread
+    /// that owns that mutex (its `__owner` field, or the owner bits of a priority-inheritance
+    /// futex), when that is a thread of the process.
+    pub futex_owner: Option<i32>,
     /// The M has sent itself a preemption signal that its handler has not yet acknowledged
     /// (`m.signalPending`), in both scheduler samples.
     pub preempt_signal_stuck: bool,

@@ -1,12 +1,27 @@
-//! `cgo_blocked`: goroutines inside cgo calls.
+//! `cgo_blocked`: goroutines stuck on the Go/C border, in either direction.
 //!
-//! Each goroutine in a cgo call holds an OS thread that the Go scheduler cannot use. Several at one
-//! call site, or one for minutes, is a warning; a single short call is only info (a healthy program
-//! that uses cgo may be caught mid-call).
+//! **Go → C.** Each goroutine in a cgo call holds an OS thread that the Go scheduler cannot use.
+//! Several at one call site, one blocked in the kernel (live), or one for minutes is a warning; a
+//! single short call is only info (a healthy program that uses cgo may be caught mid-call). From a
+//! live process the finding follows the whole chain: goroutine → the C function it called (from the
+//! thread's native stack, file:line when the executable has DWARF) → the system call that thread
+//! sits in, descriptors resolved → how long, and the thread's kernel state. C threads that wait on
+//! each other's `pthread_mutex_t` (owner tids read from the mutexes) are a deadlock: critical.
+//!
+//! **C → Go.** A thread created by C that calls an exported Go function runs the callback as a
+//! goroutine locked to that thread. When the callback blocks in Go (a channel nobody serves, a
+//! lock), the C thread never returns to its library: warning, critical when the wait can never end.
+//!
+//! Leaves alone: a single short cgo call whose thread is running, callbacks that are running.
 
-use crate::context::plural;
+use crate::context::{human_duration, plural};
 use crate::{Context, Rule};
-use gostall_model::{Finding, FindingKind, Severity, WaitReason};
+use gostall_goruntime as rt;
+use gostall_model::{
+    Finding, FindingKind, GoState, Goroutine, NativeFrame, Severity, ThreadFacts, ThreadOrigin,
+    WaitReason,
+};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 /// The cgo rule.
 pub struct CgoBlocked;
@@ -17,42 +32,460 @@ impl Rule for CgoBlocked {
     }
 
     fn check(&self, cx: &Context<'_>) -> Vec<Finding> {
-        let t = &cx.snap.tables;
-        let members = cx.select(|g, _| g.wait_reason == Some(WaitReason::Cgo));
+        let threads: FxHashMap<i32, &ThreadFacts> =
+            cx.snap.threads.iter().map(|t| (t.tid, t)).collect();
+        let thread_of = |g: &Goroutine| g.thread.and_then(|tid| threads.get(&tid).copied());
         let mut out = Vec::new();
+        let in_cgo = cx.select(|g, _| g.wait_reason == Some(WaitReason::Cgo));
+        let deadlocked = c_deadlocks(cx, &in_cgo, &threads, &mut out);
+        let members: Vec<u32> = in_cgo
+            .into_iter()
+            .filter(|i| !deadlocked.contains(i))
+            .collect();
         for (site, ms) in cx.by_site(&members) {
-            let n = cx.count(&ms);
-            let mins = cx.max_minutes(&ms);
-            let sev = if mins.is_some_and(|m| m >= 5) || n >= 50 {
-                Severity::Critical
-            } else if n >= 2 || mins.is_some() {
-                Severity::Warning
-            } else {
-                Severity::Info
-            };
-            let cfunc = cx
-                .facts(cx.g(ms[0]))
-                .cgo_fn
-                .map(|s| {
-                    let name = t.str(s);
-                    match name.find("._Cfunc_") {
-                        Some(i) => format!("C.{}", &name[i + 8..]),
-                        None => name.to_string(),
-                    }
-                })
-                .unwrap_or_else(|| "a C function".into());
-            let func = cx.func(t.frame(site).function);
-            out.push(cx.finding(
-                FindingKind::CgoBlocked,
-                sev,
-                format!("{n} goroutine{} stuck in cgo call {cfunc} from {func}", plural(n)),
-                format!("These goroutines are inside {cfunc}: while C code runs, each holds an OS thread and Go cannot preempt, time out or cancel it. If the C side blocks (a lock, a socket, a slow library), the goroutines and their callers wait with it."),
-                &ms,
-                Some(site),
-                vec![format!("{} in syscall via runtime.cgocall → {cfunc} at {}{}", cx.id_list(&ms), cx.short(site), cx.minutes_suffix(&ms))],
-                "Find why the C call blocks (gostall diagnose --pid shows the C stack). Give the C library a timeout if it has one; bound concurrent cgo calls with a worker pool or semaphore so a hung library cannot take every thread; prefer a pure-Go implementation where one exists.",
-            ));
+            out.push(calls_into_c(cx, site, &ms, &thread_of));
+        }
+        let callbacks = cx.select(|g, f| {
+            f.cgo_callback
+                && f.user_frame.is_some()
+                && matches!(g.state, GoState::Waiting)
+                && g.wait_reason != Some(WaitReason::Cgo)
+        });
+        for (site, ms) in cx.by_site(&callbacks) {
+            out.push(callbacks_from_c(cx, site, &ms, &thread_of));
         }
         out
     }
+}
+
+/// The C function a cgo call entered, from the thread's native stack: the innermost frame with
+/// source information that is not cgo machinery, else the outermost non-machinery frame (the
+/// function the trampoline called).
+fn c_function(t: &ThreadFacts) -> Option<&NativeFrame> {
+    let own = |f: &&NativeFrame| {
+        f.function
+            .as_deref()
+            .is_some_and(|n| !rt::is_cgo_machinery(n))
+    };
+    t.native_stack
+        .iter()
+        .filter(own)
+        .find(|f| f.file.is_some())
+        .or_else(|| t.native_stack.iter().rfind(own))
+}
+
+fn c_frame_text(f: &NativeFrame) -> String {
+    let name = f.function.as_deref().unwrap_or("?");
+    match (&f.file, f.line) {
+        (Some(file), Some(line)) => format!("C {name} ({}:{line})", basename(file)),
+        (Some(file), None) => format!("C {name} ({})", basename(file)),
+        _ => format!("C {name}"),
+    }
+}
+
+fn basename(p: &str) -> &str {
+    p.rsplit('/').next().unwrap_or(p)
+}
+
+/// `thread 1234 (S, wchan flock_lock_inode_wait)`.
+fn thread_text(t: &ThreadFacts) -> String {
+    let mut s = format!("thread {} ({}", t.tid, t.state);
+    if let Some(w) = t.wchan.as_deref().filter(|w| !w.is_empty() && *w != "0") {
+        s.push_str(&format!(", wchan {w}"));
+    }
+    if t.origin != ThreadOrigin::Go && !t.name.is_empty() {
+        s.push_str(&format!(", \"{}\"", t.name));
+    }
+    s.push(')');
+    s
+}
+
+fn syscall_text(t: &ThreadFacts) -> Option<String> {
+    let sc = t.syscall.as_ref()?;
+    sc.text
+        .clone()
+        .or_else(|| sc.name.clone().map(|n| format!("{n}(…)")))
+}
+
+fn syscall_name(t: &ThreadFacts) -> Option<&str> {
+    t.syscall.as_ref().and_then(|s| s.name.as_deref())
+}
+
+fn waited(g: &Goroutine) -> String {
+    match (g.wait_ns, g.wait_minutes) {
+        (Some(ns), _) => format!(", blocked ≥ {}", human_duration(ns)),
+        (None, Some(m)) => format!(", blocked {m} minute{}", plural(u64::from(m))),
+        _ => String::new(),
+    }
+}
+
+/// The whole chain of one goroutine in a cgo call.
+fn chain(cx: &Context<'_>, g: &Goroutine, t: Option<&ThreadFacts>, cfunc: &str) -> String {
+    let go = cx
+        .facts(g)
+        .user_frame
+        .map(|f| cx.func(cx.snap.tables.frame(f).function).to_string())
+        .unwrap_or_else(|| "?".into());
+    let mut s = format!("goroutine {} in {go}", g.id);
+    match t {
+        Some(t) => {
+            match c_function(t) {
+                Some(f) => s.push_str(&format!(" → {}", c_frame_text(f))),
+                None => s.push_str(&format!(" → {cfunc}")),
+            }
+            match syscall_text(t) {
+                Some(sc) => s.push_str(&format!(" → {sc}")),
+                None if t.state == "R" => s.push_str(" → running C code"),
+                None => {}
+            }
+            s.push_str(&waited(g));
+            s.push_str(&format!(" on {}", thread_text(t)));
+        }
+        None => {
+            s.push_str(&format!(" → {cfunc}"));
+            s.push_str(&waited(g));
+        }
+    }
+    s
+}
+
+fn cfunc_name(cx: &Context<'_>, g: &Goroutine) -> String {
+    cx.facts(g)
+        .cgo_fn
+        .map(|s| {
+            let name = cx.snap.tables.str(s);
+            match name.find("._Cfunc_") {
+                Some(i) => format!("C.{}", &name[i + 8..]),
+                None => name.to_string(),
+            }
+        })
+        .unwrap_or_else(|| "a C function".into())
+}
+
+fn calls_into_c<'t>(
+    cx: &Context<'_>,
+    site: gostall_model::FrameId,
+    ms: &[u32],
+    thread_of: &impl Fn(&Goroutine) -> Option<&'t ThreadFacts>,
+) -> Finding {
+    let n = cx.count(ms);
+    let g0 = cx.g(ms[0]);
+    let cfunc = cfunc_name(cx, g0);
+    let func = cx.func(cx.snap.tables.frame(site).function);
+    let t0 = thread_of(g0);
+    // Live: a thread sleeping in the kernel inside C is blocked, not merely busy.
+    let kernel_blocked = ms
+        .iter()
+        .any(|&i| thread_of(cx.g(i)).is_some_and(|t| t.syscall.is_some() && t.state != "R"));
+    let mins = cx.max_minutes(ms);
+    let sev = if mins.is_some_and(|m| m >= 5) || n >= 50 {
+        Severity::Critical
+    } else if n >= 2 || mins.is_some() || kernel_blocked {
+        Severity::Warning
+    } else {
+        Severity::Info
+    };
+    let c_text = t0.and_then(c_function).map(c_frame_text);
+    let sys = t0.and_then(syscall_name);
+    let title = match (&c_text, sys) {
+        (Some(c), Some(sc)) => {
+            format!("{n} goroutine{} stuck in {c} → {sc} from {func}", plural(n))
+        }
+        (Some(c), None) => format!("{n} goroutine{} stuck in {c} from {func}", plural(n)),
+        _ => format!(
+            "{n} goroutine{} stuck in cgo call {cfunc} from {func}",
+            plural(n)
+        ),
+    };
+    let mut evidence = Vec::new();
+    if t0.is_some() {
+        // The first chain in full; the others only when they differ from it.
+        let key = |g: &Goroutine| {
+            thread_of(g).map(|t| {
+                (
+                    c_function(t).and_then(|f| f.function.clone()),
+                    syscall_name(t).map(str::to_string),
+                )
+            })
+        };
+        let first_key = key(g0);
+        evidence.push(chain(cx, g0, t0, &cfunc));
+        let (mut same, mut shown) = (Vec::new(), 0);
+        for &i in &ms[1..] {
+            let g = cx.g(i);
+            if key(g) == first_key {
+                same.push(i);
+            } else if shown < 3 {
+                shown += 1;
+                evidence.push(chain(cx, g, thread_of(g), &cfunc));
+            }
+        }
+        if !same.is_empty() {
+            let tids: Vec<String> = same
+                .iter()
+                .filter_map(|&i| thread_of(cx.g(i)).map(|t| t.tid.to_string()))
+                .take(6)
+                .collect();
+            evidence.push(format!(
+                "{} in the same call{}{}",
+                cx.id_list(&same),
+                if tids.is_empty() { "" } else { " on threads " },
+                tids.join(", ")
+            ));
+        }
+        if let Some(t) = t0.filter(|t| !t.native_stack.is_empty()) {
+            let frames: Vec<String> = t
+                .native_stack
+                .iter()
+                .take(8)
+                .map(|f| match (&f.function, &f.file, f.line) {
+                    (Some(name), Some(file), Some(line)) => {
+                        format!("{name} ({}:{line})", basename(file))
+                    }
+                    (Some(name), _, _) => {
+                        format!("{name}+{:#x} [{}]", f.offset, basename(&f.object))
+                    }
+                    _ => format!("{:#x} [{}]", f.pc, basename(&f.object)),
+                })
+                .collect();
+            evidence.push(format!(
+                "C stack of thread {}: {}",
+                t.tid,
+                frames.join(" ← ")
+            ));
+        } else if let Some(note) = t0.and_then(|t| t.native_note.as_deref()) {
+            evidence.push(format!(
+                "C stack of thread {} not read: {note}",
+                t0.map_or(0, |t| t.tid)
+            ));
+        }
+    } else {
+        evidence.push(format!(
+            "{} in syscall via runtime.cgocall → {cfunc} at {}{}",
+            cx.id_list(ms),
+            cx.short(site),
+            cx.minutes_suffix(ms)
+        ));
+    }
+    let what = c_text.clone().unwrap_or_else(|| cfunc.clone());
+    let advice = match sys {
+        Some("flock" | "fcntl") => "The C code waits for a file lock that another process or descriptor holds: find the holder (lslocks, /proc/locks) and why it keeps the lock; take the lock with LOCK_NB and retry with a deadline, or take it from Go where the wait can be cancelled.",
+        Some("read" | "recvfrom" | "recvmsg" | "readv" | "pread64" | "poll" | "ppoll" | "select" | "pselect6" | "epoll_wait" | "connect" | "accept" | "accept4") => "The C code waits for a peer that does not answer: give the C library a timeout (most have one: SO_RCVTIMEO, a poll timeout, a client option), or move that I/O to Go where deadlines and cancellation work; bound concurrent cgo calls with a worker pool so a hung peer cannot take every thread.",
+        Some("nanosleep" | "clock_nanosleep") => "The C code sleeps and retries on its own schedule: configure the library's retry limit and backoff, or make the call with a deadline you control (a pure-Go client, or a bounded worker pool whose callers give up after a timeout).",
+        Some("futex") => "The C code waits on a lock or condition variable inside the library: find the thread holding it (the chain above) and why; serialise calls into a library that is not thread-safe behind one Go mutex.",
+        _ => "Find why the C call blocks (the chain above shows where). Give the C library a timeout if it has one; bound concurrent cgo calls with a worker pool or semaphore so a hung library cannot take every thread; prefer a pure-Go implementation where one exists.",
+    };
+    cx.finding(
+        FindingKind::CgoBlocked,
+        sev,
+        title,
+        format!("These goroutines are inside {what}: while C code runs, each holds an OS thread and Go cannot preempt, time out or cancel it. If the C side blocks (a lock, a socket, a slow library), the goroutines and their callers wait with it."),
+        ms,
+        Some(site),
+        evidence,
+        advice,
+    )
+    .with_threads(ms.iter().filter_map(|&i| cx.g(i).thread))
+}
+
+/// Finds cycles of C threads waiting on pthread mutexes owned by each other; one critical finding
+/// per cycle. Returns the goroutines covered.
+fn c_deadlocks(
+    cx: &Context<'_>,
+    in_cgo: &[u32],
+    threads: &FxHashMap<i32, &ThreadFacts>,
+    out: &mut Vec<Finding>,
+) -> FxHashSet<u32> {
+    let mut covered = FxHashSet::default();
+    let waits_on_mutex = |t: &ThreadFacts| {
+        t.futex_owner.is_some()
+            && (t.in_cgo || t.origin != ThreadOrigin::Go)
+            && (t.native_stack.is_empty()
+                || t.native_stack.iter().any(|f| {
+                    f.function.as_deref().is_some_and(|n| {
+                        n.contains("pthread_mutex_lock")
+                            || n.contains("pthread_mutex_timedlock")
+                            || n.contains("pthread_mutex_clocklock")
+                            || n.contains("lll_lock_wait")
+                    })
+                }))
+    };
+    let g_on: FxHashMap<i32, u32> = in_cgo
+        .iter()
+        .filter_map(|&i| cx.g(i).thread.map(|t| (t, i)))
+        .collect();
+    let mut seen: FxHashSet<i32> = FxHashSet::default();
+    let mut tids: Vec<i32> = threads.keys().copied().collect();
+    tids.sort_unstable();
+    for start in tids {
+        if seen.contains(&start) {
+            continue;
+        }
+        let mut path = vec![start];
+        let mut cur = start;
+        let cycle = loop {
+            let Some(t) = threads.get(&cur).filter(|t| waits_on_mutex(t)) else {
+                break None;
+            };
+            let next = t.futex_owner.unwrap_or(0);
+            if let Some(pos) = path.iter().position(|&x| x == next) {
+                break Some(path[pos..].to_vec());
+            }
+            if path.len() > 64 {
+                break None;
+            }
+            path.push(next);
+            cur = next;
+        };
+        seen.extend(&path);
+        let Some(cycle) = cycle else { continue };
+        let mut ms = Vec::new();
+        let mut evidence = Vec::new();
+        let mut names = Vec::new();
+        for (k, &tid) in cycle.iter().enumerate() {
+            let t = threads[&tid];
+            let owner = cycle[(k + 1) % cycle.len()];
+            let lock = t
+                .syscall
+                .as_ref()
+                .and_then(|s| s.text.as_deref())
+                .and_then(|s| Some(&s[s.find('<')? + 1..s.find('>')?]))
+                .map(str::to_string)
+                .unwrap_or_else(|| {
+                    format!("mutex {:#x}", t.syscall.as_ref().map_or(0, |s| s.args[0]))
+                });
+            names.push(lock.clone());
+            let who = match g_on.get(&tid) {
+                Some(&i) => {
+                    ms.push(i);
+                    let g = cx.g(i);
+                    let go = cx
+                        .facts(g)
+                        .user_frame
+                        .map(|f| cx.func(cx.snap.tables.frame(f).function).to_string())
+                        .unwrap_or_else(|| "?".into());
+                    let c = c_function(t)
+                        .map(c_frame_text)
+                        .unwrap_or_else(|| cfunc_name(cx, g));
+                    format!("goroutine {} in {go} → {c}", g.id)
+                }
+                None => match c_function(t) {
+                    Some(f) => format!("C thread in {}", c_frame_text(f)),
+                    None => "a C thread".to_string(),
+                },
+            };
+            evidence.push(format!(
+                "{who} waits in pthread_mutex_lock for {lock}, held by thread {owner}{} on {}",
+                g_on.get(&tid).map(|&i| waited(cx.g(i))).unwrap_or_default(),
+                thread_text(t)
+            ));
+        }
+        covered.extend(&ms);
+        let site = ms.first().and_then(|&i| cx.facts(cx.g(i)).user_frame);
+        let n = cycle.len();
+        out.push(
+            cx.finding(
+                FindingKind::CgoBlocked,
+                Severity::Critical,
+                format!(
+                    "C deadlock: {n} threads wait on each other's pthread mutexes ({})",
+                    names.join(", ")
+                ),
+                "Each of these threads holds one mutex in C and waits for another that the next one holds, round the cycle: none can proceed, ever. The goroutines that called into C are stuck with them, and so is anything that waits for those goroutines.".into(),
+                &ms,
+                site,
+                evidence,
+                "The C code takes these mutexes in different orders (lock-order inversion). Fix the order in the library (or report it to its vendor); until then, serialise every call into that library behind one Go mutex so two calls never overlap. Restarting is the only way out of a deadlock that has happened.",
+            )
+            .with_threads(cycle.iter().copied()),
+        );
+    }
+    covered
+}
+
+fn callbacks_from_c<'t>(
+    cx: &Context<'_>,
+    site: gostall_model::FrameId,
+    ms: &[u32],
+    thread_of: &impl Fn(&Goroutine) -> Option<&'t ThreadFacts>,
+) -> Finding {
+    let n = cx.count(ms);
+    let g0 = cx.g(ms[0]);
+    let func = cx.func(cx.snap.tables.frame(site).function);
+    let reason = g0.wait_reason.map(|r| r.as_str()).unwrap_or("waiting");
+    let forever = g0.wait_reason.is_some_and(|r| r.is_forever());
+    let mins = cx.max_minutes(ms);
+    let sev = if forever || mins.is_some_and(|m| m >= 5) {
+        Severity::Critical
+    } else {
+        Severity::Warning
+    };
+    let ts: Vec<&ThreadFacts> = ms.iter().filter_map(|&i| thread_of(cx.g(i))).collect();
+    let mut evidence = Vec::new();
+    if ts.is_empty() {
+        evidence.push(format!(
+            "{} called from C (runtime.cgocallback) wait ({reason}) at {}{}",
+            cx.id_list(ms),
+            cx.short(site),
+            cx.minutes_suffix(ms)
+        ));
+    } else {
+        let foreign = ts.iter().filter(|t| t.origin != ThreadOrigin::Go).count();
+        let names: Vec<String> = ts
+            .iter()
+            .take(6)
+            .map(|t| format!("{} \"{}\"", t.tid, t.name))
+            .collect();
+        evidence.push(format!(
+            "{} called from C wait ({reason}) at {}{} on threads {}{}",
+            cx.id_list(ms),
+            cx.short(site),
+            cx.minutes_suffix(ms),
+            names.join(", "),
+            if ts.len() > 6 { ", …" } else { "" }
+        ));
+        if foreign > 0 {
+            evidence.push(format!(
+                "{foreign} of these threads were created by C code, not by the Go runtime (extra Ms)"
+            ));
+        }
+        if let Some(t) = ts.iter().find(|t| !t.native_stack.is_empty()) {
+            let frames: Vec<String> = t
+                .native_stack
+                .iter()
+                .filter(|f| {
+                    f.function
+                        .as_deref()
+                        .is_some_and(|n| !rt::is_cgo_machinery(n))
+                })
+                .take(4)
+                .map(c_frame_text)
+                .collect();
+            if !frames.is_empty() {
+                evidence.push(format!(
+                    "C side of thread {}: {}",
+                    t.tid,
+                    frames.join(" ← ")
+                ));
+            }
+        }
+    }
+    if let Some(w) = cx.waited_objects(ms, "channel") {
+        evidence.push(w);
+    }
+    cx.finding(
+        FindingKind::CgoBlocked,
+        sev,
+        format!(
+            "{n} C thread{} stuck in {} callback into Go: {func} ({reason})",
+            plural(n),
+            if n == 1 { "its" } else { "their" }
+        ),
+        format!("C code called {func} on its own thread{}, and the callback is blocked in Go ({reason}). Until it returns, that C thread does nothing for its library: events, I/O or timers it serves stop.", plural(n)),
+        ms,
+        Some(site),
+        evidence,
+        "Never block in a callback from C: hand the work to a goroutine through a buffered channel or a select with a default/timeout, and make sure whoever receives outlives the C library (stop the library before its consumer returns).",
+    )
+    .with_threads(ms.iter().filter_map(|&i| cx.g(i).thread))
 }

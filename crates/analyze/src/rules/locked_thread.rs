@@ -18,7 +18,12 @@ impl Rule for LockedThread {
 
     fn check(&self, cx: &Context<'_>) -> Vec<Finding> {
         let members = cx.select(|g, f| {
-            f.user_frame.is_some() && g.locked_to_thread && g.state == GoState::Waiting
+            // Callbacks from C are locked to the C thread by the runtime itself: cgo_blocked
+            // reports those.
+            f.user_frame.is_some()
+                && g.locked_to_thread
+                && g.state == GoState::Waiting
+                && !f.cgo_callback
         });
         let mut out = Vec::new();
         for (site, ms) in cx.by_site(&members) {

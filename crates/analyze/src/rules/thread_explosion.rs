@@ -6,7 +6,7 @@
 //! [`CRITICAL`] (Go aborts at 10000).
 
 use crate::{Context, Rule};
-use gostall_model::{Finding, FindingKind, GoState, Severity, WaitReason};
+use gostall_model::{Finding, FindingKind, GoState, Severity, ThreadOrigin, WaitReason};
 
 /// The thread-explosion rule.
 pub struct ThreadExplosion;
@@ -69,12 +69,13 @@ impl Rule for ThreadExplosion {
                 .iter()
                 .map(|g| (g.id, (g.state, g.wait_reason)))
                 .collect();
-            let (mut sys, mut cgo, mut lock, mut running, mut idle, mut foreign) =
-                (0, 0, 0, 0, 0, 0);
+            let (mut sys, mut cgo, mut lock, mut running, mut idle, mut foreign, mut callback) =
+                (0, 0, 0, 0, 0, 0, 0);
             for t in &cx.snap.threads {
                 let g = t.goroutine.and_then(|id| state_of.get(&id)).copied();
                 match (t.m, g) {
                     (None, _) => foreign += 1,
+                    (Some(_), _) if t.origin == ThreadOrigin::CCallback => callback += 1,
                     (Some(_), _) if t.in_cgo => cgo += 1,
                     (Some(_), Some((_, Some(WaitReason::Cgo)))) => cgo += 1,
                     (Some(_), Some((GoState::Syscall, _))) => sys += 1,
@@ -83,9 +84,43 @@ impl Rule for ThreadExplosion {
                     (Some(_), None) => idle += 1,
                 }
             }
-            evidence.push(format!(
-                "threads: {sys} in system calls, {cgo} in cgo calls, {lock} locked to a blocked goroutine, {running} running Go code, {idle} idle, {foreign} not created by Go"
+            let mut line = format!(
+                "threads: {sys} in system calls, {cgo} in cgo calls, {lock} locked to a blocked goroutine, {running} running Go code, {idle} idle Ms"
+            );
+            if callback > 0 {
+                line.push_str(&format!(
+                    ", {callback} created by C and bound to Go (callbacks)"
+                ));
+            }
+            line.push_str(&format!(
+                ", {foreign} not known to the Go runtime (created by C)"
             ));
+            evidence.push(line);
+            // Threads Go did not create, by name: a C library's pool shows up as one name.
+            let mut names: Vec<(&str, u64)> = Vec::new();
+            for t in cx
+                .snap
+                .threads
+                .iter()
+                .filter(|t| t.origin != ThreadOrigin::Go)
+            {
+                match names.iter_mut().find(|(n, _)| *n == t.name) {
+                    Some(e) => e.1 += 1,
+                    None => names.push((&t.name, 1)),
+                }
+            }
+            if !names.is_empty() {
+                names.sort_by_key(|e| std::cmp::Reverse(e.1));
+                let list: Vec<String> = names
+                    .iter()
+                    .take(4)
+                    .map(|(n, c)| format!("{c} \"{n}\""))
+                    .collect();
+                evidence.push(format!(
+                    "threads created by C, by name: {}",
+                    list.join(", ")
+                ));
+            }
         }
         let sites = cx.by_site(&holders);
         for (site, ms) in sites.iter().take(3) {
