@@ -187,6 +187,28 @@ impl<'a> Context<'a> {
         }
     }
 
+    /// Whether the goroutine runs a callback from C into Go: its stack shows the cgo callback frames,
+    /// or — where tracebacks stop at the callback (`debug=2`) — it is locked to its thread and has
+    /// no creator although it is not the main goroutine (every `go` statement records one).
+    pub fn is_cgo_callback(&self, g: &Goroutine) -> bool {
+        self.facts(g).cgo_callback
+            || (g.locked_to_thread
+                && g.created_by.is_none()
+                && g.id > 1
+                && self.facts(g).user_frame.is_some()
+                && self
+                    .snap
+                    .sources
+                    .get(usize::from(g.source))
+                    .is_some_and(|s| {
+                        matches!(
+                            s.kind,
+                            gostall_model::SourceKind::GoroutineDump
+                                | gostall_model::SourceKind::LiveProcess
+                        )
+                    }))
+    }
+
     /// Per-goroutine facts.
     pub fn info(&self, g: &Goroutine) -> GInfo {
         GInfo {

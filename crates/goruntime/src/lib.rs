@@ -184,7 +184,8 @@ pub fn is_cgo_callback(function: &str) -> bool {
     matches!(
         function,
         "runtime.cgocallback" | "runtime.cgocallbackg" | "runtime.cgocallbackg1"
-    ) || function[package_of(function).len()..].starts_with("._cgoexp_")
+    ) || function.starts_with("_cgoexp_")
+        || function.contains("._cgoexp_")
 }
 
 /// C functions that belong to the cgo machinery rather than the program's own C code

@@ -903,7 +903,8 @@ fn function_name_nested(line: &[u8]) -> Option<&[u8]> {
     None
 }
 
-/// A function name has no blank, and a `.` (or is the bare `panic`).
+/// A function name has no blank, and a `.` (or is the bare `panic`, or a cgo export wrapper such as
+/// `_cgoexp_49d15d947803_goDeliver`, which Go prints without its package).
 #[inline]
 fn valid_function_name(name: &[u8]) -> bool {
     let (mut blank, mut dot) = (0u64, 0u64);
@@ -917,7 +918,9 @@ fn valid_function_name(name: &[u8]) -> bool {
         blank |= u64::from(b == b' ' || b == b'\t');
         dot |= u64::from(b == b'.');
     }
-    blank == 0 && !name.is_empty() && (dot != 0 || name == b"panic")
+    blank == 0
+        && !name.is_empty()
+        && (dot != 0 || name == b"panic" || name.starts_with(b"_cgoexp_"))
 }
 
 /// The index of the last `(` in `s` when no `)` follows it; `None` when a `)` comes first or there
@@ -1021,7 +1024,9 @@ mod fast_path_tests {
                         if name.is_empty()
                             || name.contains(&b' ')
                             || name.contains(&b'\t')
-                            || !(name.contains(&b'.') || name == b"panic")
+                            || !(name.contains(&b'.')
+                                || name == b"panic"
+                                || name.starts_with(b"_cgoexp_"))
                         {
                             return None;
                         }
@@ -1066,6 +1071,10 @@ mod fast_path_tests {
             (b"example.com/x.F[...](...)", Some(b"example.com/x.F[...]")),
             (b"panic({0x48a0e0?, 0x4d1f10?})", Some(b"panic")),
             (b"main.f(g(1))", Some(b"main.f")),
+            (
+                b"_cgoexp_49d15d947803_goDeliver(0x725490?)",
+                Some(b"_cgoexp_49d15d947803_goDeliver"),
+            ),
             (b"not a frame (x)", None),
             (b"created by main.main in goroutine 1", None),
         ] {

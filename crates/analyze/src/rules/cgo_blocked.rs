@@ -45,12 +45,15 @@ impl Rule for CgoBlocked {
         for (site, ms) in cx.by_site(&members) {
             out.push(calls_into_c(cx, site, &ms, &thread_of));
         }
-        let callbacks = cx.select(|g, f| {
-            f.cgo_callback
-                && f.user_frame.is_some()
-                && matches!(g.state, GoState::Waiting)
-                && g.wait_reason != Some(WaitReason::Cgo)
-        });
+        let callbacks: Vec<u32> = cx
+            .select(|g, f| {
+                f.user_frame.is_some()
+                    && matches!(g.state, GoState::Waiting)
+                    && g.wait_reason != Some(WaitReason::Cgo)
+            })
+            .into_iter()
+            .filter(|&i| cx.is_cgo_callback(cx.g(i)))
+            .collect();
         for (site, ms) in cx.by_site(&callbacks) {
             out.push(callbacks_from_c(cx, site, &ms, &thread_of));
         }

@@ -20,11 +20,12 @@ impl Rule for LockedThread {
         let members = cx.select(|g, f| {
             // Callbacks from C are locked to the C thread by the runtime itself: cgo_blocked
             // reports those.
-            f.user_frame.is_some()
-                && g.locked_to_thread
-                && g.state == GoState::Waiting
-                && !f.cgo_callback
+            f.user_frame.is_some() && g.locked_to_thread && g.state == GoState::Waiting
         });
+        let members: Vec<u32> = members
+            .into_iter()
+            .filter(|&i| !cx.is_cgo_callback(cx.g(i)))
+            .collect();
         let mut out = Vec::new();
         for (site, ms) in cx.by_site(&members) {
             let n = cx.count(&ms);
