@@ -414,6 +414,25 @@ pub fn human_duration(ns: u64) -> String {
     }
 }
 
+/// `512 B`, `4.0 KiB`, `38 KiB`, `9.8 MiB`, `390 MiB`, `1.1 GiB`: one decimal below ten units.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if b < 1024 {
+        return format!("{b} B");
+    }
+    let mut v = b as f64 / 1024.0;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if v < 9.95 {
+        format!("{v:.1} {}", UNITS[u])
+    } else {
+        format!("{:.0} {}", v, UNITS[u])
+    }
+}
+
 /// `"s"` unless exactly one.
 pub fn plural(n: u64) -> &'static str {
     if n == 1 {

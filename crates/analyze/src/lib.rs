@@ -10,7 +10,7 @@ mod context;
 mod groups;
 pub mod rules;
 
-pub use context::{human_duration, Context, GInfo};
+pub use context::{human_bytes, human_duration, Context, GInfo};
 pub use groups::{group_goroutines, Group};
 
 use gostall_model::{Finding, FindingKind, Snapshot};
@@ -46,6 +46,7 @@ pub fn all_rules() -> Vec<Box<dyn Rule>> {
         Box::new(thread_explosion::ThreadExplosion),
         Box::new(scheduler_starvation::SchedulerStarvation),
         Box::new(locked_thread::LockedThread),
+        Box::new(c_memory_growth::CMemoryGrowth),
     ]
 }
 

@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod live;
+pub mod memory;
 mod netpoll;
 mod program;
 mod sema;

@@ -8,6 +8,7 @@ use gostall_model::{
     LiveMeta, Snapshot, SourceInfo, SourceKind, SyscallFacts, ThreadFacts, ThreadOrigin,
 };
 use gostall_target::{AccessError, LiveProcess, Memory, Pause, TargetError, Threads};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// How to read a live process.
@@ -24,6 +25,17 @@ pub struct LiveOptions {
     /// interval with work waiting (to read that goroutine's stack from its thread's registers);
     /// zero disables it.
     pub auto_pause_cap: Duration,
+    /// Memory samples to take, `memory_interval` apart (at least 1). The last is taken right
+    /// before the goroutines are read, so the snapshot shows the program as it was when the
+    /// growth was last measured.
+    pub memory_samples: u32,
+    /// Time between memory samples.
+    pub memory_interval: Duration,
+    /// Set (by a signal handler) to end the sampling early; the snapshot is still taken.
+    pub stop: Option<&'static AtomicBool>,
+    /// Called before each memory sample with (sample number from 1, samples planned), and with
+    /// (0, samples planned) once sampling is over, before the goroutines are read.
+    pub progress: Option<fn(u32, u32)>,
 }
 
 impl Default for LiveOptions {
@@ -33,6 +45,10 @@ impl Default for LiveOptions {
             pause_cap: Duration::from_millis(500),
             sample_interval: Duration::from_millis(100),
             auto_pause_cap: Duration::from_millis(50),
+            memory_samples: 1,
+            memory_interval: Duration::from_secs(1),
+            stop: None,
+            progress: None,
         }
     }
 }
@@ -153,6 +169,11 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
         go_version: prog.go_version.clone(),
         ..LiveMeta::default()
     };
+    let memory = sample_memory(pid, &prog, &proc, opts, &mut meta.notes);
+    if let Some(p) = opts.progress {
+        p(0, opts.memory_samples.clamp(1, MAX_MEMORY_SAMPLES));
+    }
+    let memory = memory?;
     let gone = |e: ExtractError| {
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             LiveError::Exited(pid)
@@ -294,6 +315,7 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
         eprintln!("read: total {:?}", started.elapsed());
     }
     snap.process.threads_created = Some(snap.threads.len() as u64);
+    snap.memory = memory;
     snap.live = Some(meta);
     Ok(snap)
 }
@@ -318,6 +340,87 @@ fn futex_owners<M: Memory + ?Sized>(mem: &M, snap: &mut Snapshot) {
             _ => None,
         };
         t.futex_owner = owner.filter(|o| *o != t.tid && tids.contains(o));
+    }
+}
+
+/// Most memory samples taken.
+pub const MAX_MEMORY_SAMPLES: u32 = 1000;
+
+/// Takes the memory samples: every one but the last reads only the totals; the last, right before
+/// the goroutines are read, classifies the mappings in full (with thread stacks). `None` (with a
+/// note) when the process's memory maps cannot be read.
+fn sample_memory(
+    pid: i32,
+    prog: &Program<'_>,
+    proc: &LiveProcess,
+    opts: &LiveOptions,
+    notes: &mut Vec<String>,
+) -> Result<Option<gostall_model::MemoryFacts>, LiveError> {
+    let n = opts.memory_samples.clamp(1, MAX_MEMORY_SAMPLES);
+    let stopped = || opts.stop.is_some_and(|s| s.load(Ordering::Relaxed));
+    let exe_pc = prog.pcln.text_start().wrapping_add(prog.bias);
+    let t0 = Instant::now();
+    let mut samples = Vec::new();
+    let mut taken = 0u32;
+    let mut cut_short = false;
+    loop {
+        let last = taken + 1 >= n || stopped();
+        if let Some(p) = opts.progress {
+            p(taken + 1, n);
+        }
+        let sps: Vec<u64> = if last {
+            proc.threads()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|t| t.syscall.map(|s| s.sp))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let at = t0.elapsed().as_millis() as u64;
+        let smaps = match gostall_target::smaps::read(pid) {
+            Ok(s) => s,
+            Err(TargetError::ProcessExited { .. }) => return Err(LiveError::Exited(pid)),
+            Err(e) => {
+                notes.push(format!("memory: not read: {e}"));
+                return Ok(None);
+            }
+        };
+        let go = prog.read_go_memory(proc);
+        let mut f = crate::memory::facts(&smaps, &go, exe_pc, &sps);
+        samples.push((at, f.rss, f.go_runtime, f.non_go_estimate));
+        taken += 1;
+        if last {
+            if smaps.truncated > 0 {
+                notes.push(format!(
+                    "memory: {} mappings beyond the first {} not classified (totals include them)",
+                    smaps.truncated,
+                    smaps.mappings.len()
+                ));
+            }
+            for note in go.notes {
+                if !notes.contains(&note) {
+                    notes.push(note);
+                }
+            }
+            if cut_short {
+                notes.push(format!(
+                    "memory: sampling stopped early after {taken} of {n} samples"
+                ));
+            }
+            f.samples = if n > 1 { samples } else { Vec::new() };
+            f.cgo_functions = crate::memory::cgo_functions(&prog.pcln, 32);
+            return Ok(Some(f));
+        }
+        // Samples are due at fixed times from the first; sleep in short steps so that a stop
+        // request ends the wait at once.
+        let until = t0 + opts.memory_interval * taken;
+        while Instant::now() < until && !stopped() {
+            std::thread::sleep((until - Instant::now()).min(Duration::from_millis(50)));
+        }
+        if stopped() {
+            cut_short = true;
+        }
     }
 }
 

@@ -67,6 +67,12 @@ pub struct Symbols {
     pub wait_reason_strings: Option<(u64, u64)>,
     /// `runtime.semtable` (address, size).
     pub semtable: Option<(u64, u64)>,
+    /// `runtime.memstats` (the runtime's memory statistics).
+    pub memstats: Option<u64>,
+    /// `runtime.gcController` (the GC pacer, which owns the heap's size counters).
+    pub gc_controller: Option<u64>,
+    /// `runtime.mheap_` (the heap, with its list of arenas).
+    pub mheap: Option<u64>,
 }
 
 /// A Go program ready to be read.
@@ -124,6 +130,9 @@ impl<'p> Program<'p> {
             semtable: bin
                 .symbol("runtime.semtable")
                 .map(|s| (s.addr + bias, s.size)),
+            memstats: sym("runtime.memstats").ok(),
+            gc_controller: sym("runtime.gcController").ok(),
+            mheap: sym("runtime.mheap_").ok(),
         };
         let wait_reasons = symbols
             .wait_reason_strings

@@ -1,6 +1,8 @@
 //! Where the runtime keeps what gostall reads: struct member offsets of `runtime.g`, `m`, `p`,
-//! `schedt`, `gobuf`, `sudog`, `hchan`, taken from the target's own DWARF, plus the status numbering
-//! per Go version. The extractor reads `layout.g.goid`; it never branches on the Go version.
+//! `schedt`, `gobuf`, `sudog`, `hchan`, and of the memory accounting (`mstats`,
+//! `gcControllerState`, `mheap` arenas), taken from the target's own DWARF, plus the status
+//! numbering per Go version. The extractor reads `layout.g.goid`; it never branches on the Go
+//! version.
 
 use gostall_binfmt::{Dwarf, StructLayout};
 
@@ -141,6 +143,49 @@ pub struct PollDescLayout {
     pub wd: u64,
 }
 
+/// Where the Go runtime keeps its memory accounting and its heap arenas (`runtime/mstats.go`,
+/// `mgcpacer.go`, `mheap.go`). Every member is optional: a Go version that lacks one (Go 1.25
+/// dropped `heapStatsDelta.inPtrScalarBits`, renamed `mheap.allArenas` to `heapArenas`) leaves it
+/// `None`, and the reader leaves that figure out with a note.
+#[derive(Debug, Clone, Default)]
+pub struct MemLayout {
+    /// `gcControllerState.heapInUse`: bytes in spans in use.
+    pub heap_in_use: Option<u64>,
+    /// `gcControllerState.heapFree`: free heap pages not yet returned to the OS.
+    pub heap_free: Option<u64>,
+    /// `gcControllerState.heapReleased`: heap pages returned to the OS (not resident).
+    pub heap_released: Option<u64>,
+    /// `gcControllerState.mappedReady`: all memory the runtime has mapped and not released — the
+    /// sum of the heap (in use and free), stacks, GC buffers and every `*_sys` statistic.
+    pub mapped_ready: Option<u64>,
+    /// `mstats` members holding memory outside the heap arenas, as (stat name, offset in
+    /// `runtime.mstats`): `stacks_sys`, `mspan_sys`, `mcache_sys`, `buckhash_sys`, `gcMiscSys`,
+    /// `other_sys`, those this version has.
+    pub sys_stats: Vec<(&'static str, u64)>,
+    /// Offset of `mstats.heapStats.stats` (`[3]heapStatsDelta`, summed for the totals).
+    pub heap_stats: Option<u64>,
+    /// `sizeof(heapStatsDelta)`.
+    pub heap_stats_delta_size: u64,
+    /// Members of `heapStatsDelta` for memory carved out of the heap arenas that is not heap
+    /// (`inStacks`, `inWorkBufs`, `inPtrScalarBits` up to Go 1.24), as (stat name, offset).
+    pub in_arena_stats: Vec<(&'static str, u64)>,
+    /// Offsets in `runtime.mheap` of the `[]arenaIdx` slices listing every mapped heap arena
+    /// (`allArenas` up to Go 1.24; `heapArenas` and `userArenaArenas` from 1.25).
+    pub arena_lists: Vec<u64>,
+    /// `heapArenaBytes` (64 MiB on linux/amd64).
+    pub arena_bytes: u64,
+    /// `arenaBaseOffset`: `arenaBase(i) = i*heapArenaBytes + arenaBaseOffset`.
+    pub arena_base_offset: u64,
+}
+
+impl MemLayout {
+    /// Address of heap arena `idx`.
+    pub fn arena_base(&self, idx: u64) -> u64 {
+        idx.wrapping_mul(self.arena_bytes)
+            .wrapping_add(self.arena_base_offset)
+    }
+}
+
 /// Unpacks the netpoller's tagged `*pollDesc` as stored in epoll event data (amd64):
 /// `pointer = int64(data) >> tagBits << tagAlignBits` with `tagBits = 64 - addrBits +
 /// tagAlignBits`. Up to Go 1.24 `addrBits` is 48 and `tagAlignBits` 3; from Go 1.25 they are 49
@@ -163,6 +208,7 @@ pub struct RuntimeLayout {
     pub hchan: HchanLayout,
     pub poll_desc: Option<PollDescLayout>,
     pub sema: Option<SemaLayout>,
+    pub mem: MemLayout,
 }
 
 struct Types<'a>(&'a Dwarf);
@@ -196,6 +242,13 @@ impl Types<'_> {
             }
         }
         Some(total)
+    }
+
+    /// Offset of an integer member that may be an atomic wrapper (`atomic.Uint64`, whose `value`
+    /// member holds the number) or a plain integer (`sysMemStat`).
+    fn try_int_off(&self, ty: &str, path: &str) -> Option<u64> {
+        self.try_off(ty, &format!("{path}.value"))
+            .or_else(|| self.try_off(ty, path))
     }
 
     /// Offset of a pointer member. Go 1.26+ wraps some sudog pointers in `maybeTraceablePtr`
@@ -327,7 +380,9 @@ impl RuntimeLayout {
                 entries: 251,
                 treap,
             });
+        let mem = mem_layout(&t);
         Ok(RuntimeLayout {
+            mem,
             sema,
             poll_desc,
             g,
@@ -337,6 +392,56 @@ impl RuntimeLayout {
             sudog,
             hchan,
         })
+    }
+}
+
+fn mem_layout(t: &Types<'_>) -> MemLayout {
+    const GC: &str = "runtime.gcControllerState";
+    const MS: &str = "runtime.mstats";
+    const DELTA: &str = "runtime.heapStatsDelta";
+    let sys_stats = [
+        ("stacks_sys", "stacks"),
+        ("mspan_sys", "mspan"),
+        ("mcache_sys", "mcache"),
+        ("buckhash_sys", "buckhash"),
+        ("gcMiscSys", "gc_misc"),
+        ("other_sys", "other"),
+    ]
+    .into_iter()
+    .filter_map(|(field, name)| t.try_int_off(MS, field).map(|o| (name, o)))
+    .collect();
+    let in_arena_stats = [
+        ("inStacks", "stacks"),
+        ("inWorkBufs", "gc_work_bufs"),
+        ("inPtrScalarBits", "gc_prog_bits"),
+    ]
+    .into_iter()
+    .filter_map(|(field, name)| t.try_off(DELTA, field).map(|o| (name, o)))
+    .collect();
+    let arena_lists = ["allArenas", "heapArenas", "userArenaArenas"]
+        .into_iter()
+        .filter_map(|f| t.try_off("runtime.mheap", f))
+        .collect();
+    MemLayout {
+        heap_in_use: t.try_int_off(GC, "heapInUse"),
+        heap_free: t.try_int_off(GC, "heapFree"),
+        heap_released: t.try_int_off(GC, "heapReleased"),
+        mapped_ready: t.try_int_off(GC, "mappedReady"),
+        sys_stats,
+        heap_stats: t.try_off(MS, "heapStats.stats"),
+        heap_stats_delta_size: t.size(DELTA).unwrap_or(0),
+        in_arena_stats,
+        arena_lists,
+        // Constants the compiler emits into DWARF; the fallbacks are linux/amd64's values.
+        arena_bytes: t
+            .0
+            .constant("runtime.heapArenaBytes")
+            .filter(|&v| v > 0)
+            .map_or(64 << 20, |v| v as u64),
+        arena_base_offset: t
+            .0
+            .constant("runtime.arenaBaseOffsetUintptr")
+            .map_or(0xffff_8000_0000_0000, |v| v as u64),
     }
 }
 

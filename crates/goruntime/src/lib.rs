@@ -170,6 +170,22 @@ pub fn is_cgo_wrapper(function: &str) -> bool {
         || function.starts_with("_cgo")
 }
 
+/// The C function a cgo trampoline calls: `main._Cfunc_tc_render` → `tc_render`,
+/// `net._C2func_getaddrinfo` (the variant that also returns errno) → `getaddrinfo`; `_CMalloc`
+/// (behind `C.CString`, `C.CBytes` and `C.malloc`) → `malloc`. `None` for other functions and for
+/// cgo's own helpers.
+pub fn cgo_c_function(function: &str) -> Option<&str> {
+    let name = &function[package_of(function).len()..];
+    let c = name
+        .strip_prefix("._Cfunc_")
+        .or_else(|| name.strip_prefix("._C2func_"))?;
+    match c {
+        "_CMalloc" => Some("malloc"),
+        c if c.is_empty() || c.starts_with('_') => None,
+        c => Some(c),
+    }
+}
+
 /// A frame that shows a goroutine is in a cgo call: the runtime's entry (`runtime.cgocall`, shown
 /// in crash dumps) or the generated trampoline (`main._Cfunc_x`, the innermost frame `debug=2`
 /// prints).
@@ -376,6 +392,23 @@ pub fn is_runtime_housekeeping<'a>(functions: impl Iterator<Item = &'a str>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cgo_trampolines_name_their_c_function() {
+        assert_eq!(cgo_c_function("main._Cfunc_tc_render"), Some("tc_render"));
+        assert_eq!(
+            cgo_c_function("net._C2func_getaddrinfo"),
+            Some("getaddrinfo")
+        );
+        assert_eq!(cgo_c_function("main._Cfunc__CMalloc"), Some("malloc"));
+        assert_eq!(
+            cgo_c_function("github.com/mattn/go-sqlite3._Cfunc_sqlite3_open_v2"),
+            Some("sqlite3_open_v2")
+        );
+        assert_eq!(cgo_c_function("main._cgo_cmalloc"), None);
+        assert_eq!(cgo_c_function("main._Cfunc__Cmacro_x"), None);
+        assert_eq!(cgo_c_function("main.render"), None);
+    }
 
     #[test]
     fn packages() {

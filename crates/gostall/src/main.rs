@@ -82,6 +82,92 @@ struct LiveArgs {
     /// goroutine holds a processor through the whole sample, to read that goroutine's stack.
     #[arg(long, requires = "pid")]
     no_auto_pause: bool,
+    /// Take N samples of the target's resident memory, --interval apart, to measure how it grows
+    /// (Go's and the rest: C allocations); the goroutines are read once, right after the last.
+    /// Ctrl-C ends the sampling early and reports what was measured.
+    #[arg(long, default_value_t = 1, value_name = "N", requires = "pid",
+          value_parser = clap::value_parser!(u32).range(1..=gostall_extract::live::MAX_MEMORY_SAMPLES as i64))]
+    samples: u32,
+    /// Time between memory samples: `500ms`, `2s`, `1m` (100ms to 10m).
+    #[arg(long, default_value = "1s", value_name = "D", requires = "pid", value_parser = parse_interval)]
+    interval: std::time::Duration,
+}
+
+/// `500ms`, `2s`, `1.5s`, `1m` → a duration between 100 ms and 10 min.
+fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 500ms, 2s or 1m"))?;
+    let ms = match unit {
+        "ms" => v,
+        "s" => v * 1e3,
+        "m" | "min" => v * 60e3,
+        _ => return Err(format!("unknown unit {unit:?} in {s:?}: use ms, s or m")),
+    };
+    if !(100.0..=600_000.0).contains(&ms) {
+        return Err(format!("{s} is out of range: the interval is 100ms to 10m"));
+    }
+    Ok(std::time::Duration::from_micros((ms * 1e3) as u64))
+}
+
+/// Set by SIGINT while memory samples are taken.
+static STOP_SAMPLING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn stop_sampling(_: nix::libc::c_int) {
+    STOP_SAMPLING.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The SIGINT disposition in place before memory sampling, while sampling runs.
+static SIGINT_BEFORE: std::sync::Mutex<Option<nix::sys::signal::SigAction>> =
+    std::sync::Mutex::new(None);
+
+/// While memory samples are taken, the first Ctrl-C ends the sampling instead of gostall (the
+/// snapshot is still taken and reported; a second Ctrl-C, with the default action back, ends
+/// gostall).
+fn catch_sigint_while_sampling() {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let act = SigAction::new(
+        SigHandler::Handler(stop_sampling),
+        SaFlags::SA_RESETHAND | SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    if let Ok(old) = unsafe { sigaction(Signal::SIGINT, &act) } {
+        *SIGINT_BEFORE.lock().unwrap_or_else(|e| e.into_inner()) = Some(old);
+    }
+}
+
+/// Puts back the SIGINT disposition of before the sampling. Called as soon as sampling ends, before
+/// gostall reads goroutines (a `--pause` installs handlers of its own, which must not change
+/// under it).
+fn release_sigint() {
+    if let Some(old) = SIGINT_BEFORE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+    {
+        // SAFETY: restores a disposition previously returned by sigaction.
+        let _ = unsafe { nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGINT, &old) };
+    }
+}
+
+/// Progress of memory sampling (on a terminal only); `(0, n)` means sampling is over.
+fn sampling_progress(i: u32, n: u32) {
+    let tty = n > 1 && std::io::stderr().is_terminal();
+    if i == 0 {
+        release_sigint();
+        if tty {
+            eprint!("\r\x1b[K");
+        }
+    } else if tty {
+        eprint!("\r\x1b[Kgostall: memory sample {i}/{n} (Ctrl-C to stop early)");
+    }
 }
 
 impl LiveArgs {
@@ -95,8 +181,18 @@ impl LiveArgs {
             } else {
                 std::time::Duration::from_millis(50)
             },
+            memory_samples: self.samples,
+            memory_interval: self.interval,
+            stop: Some(&STOP_SAMPLING),
+            progress: Some(sampling_progress),
         };
-        Ok(gostall_extract::live::snapshot_pid(pid, &opts)?)
+        if self.samples > 1 {
+            catch_sigint_while_sampling();
+        }
+        let snap = gostall_extract::live::snapshot_pid(pid, &opts);
+        // Sampling may have ended on an error before saying so.
+        release_sigint();
+        Ok(snap?)
     }
 }
 

@@ -156,12 +156,18 @@ pub struct MemoryFacts {
     pub go_runtime: u64,
     /// The Go runtime's own breakdown of `go_runtime`: (stat name, bytes).
     pub go_breakdown: Vec<(String, u64)>,
+    /// Heap memory the Go runtime has returned to the OS (`heapReleased`): mapped, not resident,
+    /// not part of `go_runtime`, bytes.
+    pub go_released: u64,
     /// Estimate of resident memory that the Go runtime does not manage (C allocations,
     /// foreign thread stacks…), bytes.
     pub non_go_estimate: u64,
     /// Samples taken over time (`--samples`): (milliseconds since the first, rss, go_runtime,
     /// non_go_estimate).
     pub samples: Vec<(u64, u64, u64, u64)>,
+    /// The C functions the program calls through cgo, from the binary's generated trampolines
+    /// (`main._Cfunc_tc_render` → `C.tc_render`): where C allocations can come from.
+    pub cgo_functions: Vec<String>,
 }
 
 /// A thread's current system call.

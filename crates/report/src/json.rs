@@ -27,6 +27,67 @@ struct Doc<'a> {
     procs: &'a [gostall_model::ProcFacts],
     scheduler: &'a Option<gostall_model::SchedFacts>,
     live: &'a Option<gostall_model::LiveMeta>,
+    memory: Option<JMemory<'a>>,
+}
+
+/// `memory`: the model's facts with the pairs written as objects, so consumers need not know the
+/// tuple order.
+#[derive(Serialize)]
+struct JMemory<'a> {
+    rss: u64,
+    anon: u64,
+    file: u64,
+    by_kind: Vec<JNamed<'a>>,
+    go_runtime: u64,
+    go_breakdown: Vec<JNamed<'a>>,
+    go_released: u64,
+    non_go_estimate: u64,
+    samples: Vec<JSample>,
+    cgo_functions: &'a [String],
+}
+
+#[derive(Serialize)]
+struct JNamed<'a> {
+    name: &'a str,
+    bytes: u64,
+}
+
+#[derive(Serialize)]
+struct JSample {
+    ms: u64,
+    rss: u64,
+    go_runtime: u64,
+    non_go_estimate: u64,
+}
+
+fn named(v: &[(String, u64)]) -> Vec<JNamed<'_>> {
+    v.iter()
+        .map(|(n, b)| JNamed { name: n, bytes: *b })
+        .collect()
+}
+
+fn memory(m: &gostall_model::MemoryFacts) -> JMemory<'_> {
+    JMemory {
+        rss: m.rss,
+        anon: m.anon,
+        file: m.file,
+        by_kind: named(&m.by_kind),
+        go_runtime: m.go_runtime,
+        go_breakdown: named(&m.go_breakdown),
+        go_released: m.go_released,
+        non_go_estimate: m.non_go_estimate,
+        samples: m
+            .samples
+            .iter()
+            .map(|&(ms, rss, go_runtime, non_go_estimate)| JSample {
+                ms,
+                rss,
+                go_runtime,
+                non_go_estimate,
+            })
+            .collect(),
+        cgo_functions: &m.cgo_functions,
+    }
 }
 
 #[derive(Serialize)]
@@ -211,6 +272,7 @@ pub fn write(r: &Report<'_>, goroutines: bool, out: &mut dyn Write) -> io::Resul
         procs: &snap.procs,
         scheduler: &snap.scheduler,
         live: &snap.live,
+        memory: snap.memory.as_ref().map(memory),
     };
     let mut w = io::BufWriter::with_capacity(1 << 20, out);
     serde_json::to_writer_pretty(&mut w, &doc).map_err(io::Error::from)?;

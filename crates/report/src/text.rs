@@ -3,7 +3,7 @@
 //! where to see all of it.
 
 use crate::Report;
-use gostall_analyze::human_duration;
+use gostall_analyze::{human_bytes, human_duration};
 use gostall_model::{Finding, GoState, Severity, Snapshot, WaitReason};
 use owo_colors::{OwoColorize, Style};
 use std::io::{self, Write};
@@ -178,6 +178,9 @@ fn write_process(w: &mut dyn Write, snap: &Snapshot, st: &Styles) -> io::Result<
             )?;
         }
     }
+    if let Some(m) = &snap.memory {
+        writeln!(w, "  {}", memory_line(m).style(st.dim))?;
+    }
     let mut facts = Vec::new();
     if let Some(v) = &p.go_version {
         facts.push(format!("Go {v}"));
@@ -201,6 +204,38 @@ fn write_process(w: &mut dyn Write, snap: &Snapshot, st: &Styles) -> io::Result<
         writeln!(w, "  {}", facts.join(" · ").style(st.dim))?;
     }
     Ok(())
+}
+
+/// Live: `memory: RSS 401 MiB · Go runtime 10 MiB · non-Go ≈ 385 MiB · file-backed 6.1 MiB`, and
+/// how the RSS and the non-Go estimate moved when sampled.
+fn memory_line(m: &gostall_model::MemoryFacts) -> String {
+    let mut line = format!(
+        "memory: RSS {} · Go runtime {} · non-Go ≈ {} · file-backed {}",
+        human_bytes(m.rss),
+        human_bytes(m.go_runtime),
+        human_bytes(m.non_go_estimate),
+        human_bytes(m.file)
+    );
+    if let (Some(a), Some(b)) = (m.samples.first(), m.samples.last()) {
+        if m.samples.len() >= 2 && b.0 > a.0 {
+            let signed = |from: u64, to: u64| {
+                if to >= from {
+                    format!("+{}", human_bytes(to - from))
+                } else {
+                    format!("−{}", human_bytes(from - to))
+                }
+            };
+            line.push_str(&format!(
+                " · over {} samples in {}: RSS {}, non-Go {}, Go runtime {}",
+                m.samples.len(),
+                human_duration((b.0 - a.0) * 1_000_000),
+                signed(a.1, b.1),
+                signed(a.3, b.3),
+                signed(a.2, b.2)
+            ));
+        }
+    }
+    line
 }
 
 fn write_finding(w: &mut dyn Write, f: &Finding, st: &Styles) -> io::Result<()> {

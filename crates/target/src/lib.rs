@@ -24,6 +24,7 @@ mod pause;
 pub mod procfs;
 mod regs;
 mod signals;
+pub mod smaps;
 pub mod syscalls;
 
 pub use access::{AccessContext, AccessError, DenyReason, CAP_SYS_PTRACE_BIT};
@@ -34,6 +35,7 @@ pub use memory::{FakeMemory, Memory, ReadReq, MAX_READ_VEC};
 pub use pause::Pause;
 pub use procfs::{Mapping, Perms, SyscallInfo, ThreadInfo};
 pub use regs::Regs;
+pub use smaps::{MappingUsage, Rollup, Smaps};
 pub use syscalls::Decoded;
 
 /// The threads of a target.

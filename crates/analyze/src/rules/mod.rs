@@ -1,5 +1,6 @@
 //! One module per pathology. Each rule's doc comment says what it flags and what it leaves alone.
 
+pub mod c_memory_growth;
 pub mod cgo_blocked;
 pub mod channel_blocked;
 pub mod deadlock;
