@@ -41,6 +41,12 @@ impl SharedBytes {
     }
 }
 
+impl Default for SharedBytes {
+    fn default() -> Self {
+        SharedBytes::new(Arc::from(&[][..]))
+    }
+}
+
 impl Deref for SharedBytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
