@@ -197,8 +197,7 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
         };
         let threads = proc.threads();
         let t_threads = t0.elapsed();
-        let ms: FxHashMap<u64, &crate::MRecord> =
-            extra.ms.iter().map(|m| (m.procid, m)).collect();
+        let ms: FxHashMap<u64, &crate::MRecord> = extra.ms.iter().map(|m| (m.procid, m)).collect();
         let all_regs: Vec<(i32, gostall_target::Regs)> = threads
             .iter()
             .flatten()
@@ -251,10 +250,7 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
             };
             starts.insert(*tid, (s, None));
         }
-        for ((tid, s, _), copy) in native
-            .iter()
-            .zip(native::split_copies(&reqs, &buf, &ok))
-        {
+        for ((tid, s, _), copy) in native.iter().zip(native::split_copies(&reqs, &buf, &ok)) {
             starts.insert(*tid, (*s, copy));
         }
         let headers = headers.map_err(gone)?;
@@ -300,9 +296,8 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
     let symbol = |a: u64| nu.borrow_mut().as_mut().and_then(|n| n.data_symbol(a));
     for t in &mut snap.threads {
         if let Some(sc) = &mut t.syscall {
-            sc.text = Some(
-                gostall_target::syscalls::decode_with(sc.nr, &sc.args, &fds, &symbol).text,
-            );
+            sc.text =
+                Some(gostall_target::syscalls::decode_with(sc.nr, &sc.args, &fds, &symbol).text);
         }
     }
     let waits = crate::netpoll::waits(&prog, &proc, pid, monotonic_ns(), &fds);

@@ -14,12 +14,12 @@
 //! `runtime.cgocallback`…), at the end of the stack, after [`MAX_FRAMES`], or where it cannot go
 //! on (unmapped pc, unreadable stack, no progress); the reason for an early stop is noted.
 
+use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
+use framehop::{ExplicitModuleSectionInfo, FrameAddress, Module, Unwinder};
 use gostall_binfmt::{ElfObject, SharedBytes};
 use gostall_model::{NativeFrame, Snapshot, ThreadFacts};
 use gostall_target::objects::is_object_mapping;
 use gostall_target::{Mapping, Memory, Objects, ReadReq, ThreadInfo};
-use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
-use framehop::{ExplicitModuleSectionInfo, FrameAddress, Module, Unwinder};
 use rustc_hash::FxHashMap;
 use std::ops::Range;
 use std::sync::Arc;
@@ -114,7 +114,10 @@ impl<'a, O: Objects + ?Sized> NativeUnwinder<'a, O> {
     }
 
     fn mapping_index(&self, addr: u64) -> Option<usize> {
-        let i = self.maps.partition_point(|m| m.start <= addr).checked_sub(1)?;
+        let i = self
+            .maps
+            .partition_point(|m| m.start <= addr)
+            .checked_sub(1)?;
         self.maps[i].contains(addr).then_some(i)
     }
 
@@ -159,8 +162,17 @@ impl<'a, O: Objects + ?Sized> NativeUnwinder<'a, O> {
             (m.dev_major, m.dev_minor, m.inode) == (key.0, key.1, key.2)
                 && m.path.as_ref() == Some(&key.3)
         };
-        let first = self.maps.iter().filter(|m| same(m)).min_by_key(|m| m.offset)?;
-        let lo = self.maps.iter().filter(|m| same(m)).map(|m| m.start).min()?;
+        let first = self
+            .maps
+            .iter()
+            .filter(|m| same(m))
+            .min_by_key(|m| m.offset)?;
+        let lo = self
+            .maps
+            .iter()
+            .filter(|m| same(m))
+            .map(|m| m.start)
+            .min()?;
         let hi = self.maps.iter().filter(|m| same(m)).map(|m| m.end).max()?;
         let path = key.3.display().to_string();
         let bytes = match self.objs.object_bytes(first) {
@@ -327,12 +339,7 @@ impl<'a, O: Objects + ?Sized> NativeUnwinder<'a, O> {
                 }
                 // The unwind information says this is the outermost frame (thread start).
                 Ok(None) => break None,
-                Err(e) => {
-                    break Some(format!(
-                        "stopped after {}: {e}",
-                        frame_name(frames.last())
-                    ))
-                }
+                Err(e) => break Some(format!("stopped after {}: {e}", frame_name(frames.last()))),
             }
         };
         (frames, note)
@@ -357,15 +364,10 @@ pub(crate) fn split_copies(reqs: &[ReadReq], buf: &[u8], ok: &[bool]) -> Vec<Opt
     for (k, r) in reqs.iter().enumerate() {
         let range: Range<usize> = at..at + r.len;
         at += r.len;
-        out.push(
-            ok.get(k)
-                .copied()
-                .unwrap_or(false)
-                .then(|| StackCopy {
-                    addr: r.addr,
-                    bytes: buf[range].to_vec(),
-                }),
-        );
+        out.push(ok.get(k).copied().unwrap_or(false).then(|| StackCopy {
+            addr: r.addr,
+            bytes: buf[range].to_vec(),
+        }));
     }
     out
 }
