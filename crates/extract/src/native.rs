@@ -448,3 +448,250 @@ pub fn join_goroutines(snap: &mut Snapshot) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gostall_target::{FakeMemory, MemError, Perms, TargetError};
+    use std::path::PathBuf;
+
+    /// Objects over a fixed list of mappings, bytes from a map.
+    struct FakeObjects {
+        maps: Vec<Mapping>,
+        bytes: FxHashMap<PathBuf, Vec<u8>>,
+    }
+
+    impl Objects for FakeObjects {
+        fn mappings(&self) -> Result<Vec<Mapping>, TargetError> {
+            Ok(self.maps.clone())
+        }
+        fn object_bytes(&self, m: &Mapping) -> Result<Vec<u8>, TargetError> {
+            let p = m.path.clone().unwrap_or_default();
+            match self.bytes.get(&p) {
+                Some(b) => Ok(b.clone()),
+                None => Err(TargetError::Proc {
+                    path: p,
+                    source: std::io::Error::other("not in the fake"),
+                }),
+            }
+        }
+    }
+
+    fn mapping(start: u64, end: u64, path: Option<&str>, inode: u64) -> Mapping {
+        Mapping {
+            start,
+            end,
+            perms: Perms {
+                read: true,
+                write: false,
+                exec: true,
+                shared: false,
+            },
+            offset: 0,
+            dev_major: 8,
+            dev_minor: 1,
+            inode,
+            path: path.map(PathBuf::from),
+            deleted: false,
+        }
+    }
+
+    #[test]
+    fn garbage_gives_notes_not_panics() {
+        let objs = FakeObjects {
+            maps: vec![
+                mapping(0x1000, 0x2000, Some("/lib/libfake.so"), 7),
+                mapping(0x2000, 0x3000, Some("/lib/garbage.so"), 8),
+                mapping(0x4000, 0x5000, None, 0),
+                mapping(0x7000, 0x9000, Some("[stack]"), 0),
+            ],
+            bytes: [(
+                PathBuf::from("/lib/garbage.so"),
+                b"\x7fELF garbage".to_vec(),
+            )]
+            .into_iter()
+            .collect(),
+        };
+        let mut mem = FakeMemory::new();
+        mem.add(0x7000, vec![0xffu8; 0x2000]);
+        let mut nu = NativeUnwinder::new(&objs, |pc| pc == 0x6000).unwrap();
+        let start = |pc| StartRegs {
+            pc,
+            sp: 0x8000,
+            bp: None,
+        };
+        // Unreadable object, unparsable object, anonymous code, unmapped pc: a note each.
+        let (f, note) = nu.unwind(&mem, start(0x1500), None);
+        assert!(f.is_empty());
+        assert!(note.unwrap().contains("/lib/libfake.so"));
+        let (_, note) = nu.unwind(&mem, start(0x2500), None);
+        assert!(note.unwrap().contains("garbage.so"));
+        assert_eq!(nu.notes.len(), 2, "{:?}", nu.notes);
+        let (_, note) = nu.unwind(&mem, start(0x4500), None);
+        assert!(note.unwrap().contains("anonymous"));
+        let (_, note) = nu.unwind(&mem, start(0xdead_0000), None);
+        assert!(note.unwrap().contains("not mapped"));
+        // A pc in Go code: nothing to unwind, no note (the caller says why).
+        let (f, note) = nu.unwind(&mem, start(0x6000), None);
+        assert!(f.is_empty() && note.is_none());
+        // Data symbols of unreadable objects, heap, stacks: none.
+        assert_eq!(nu.data_symbol(0x1100), None);
+        assert_eq!(nu.data_symbol(0x4100), None);
+        assert_eq!(nu.data_symbol(0x7100), None);
+    }
+
+    #[test]
+    fn stack_is_read_in_one_piece_bounded_by_its_mapping() {
+        let objs = FakeObjects {
+            maps: vec![mapping(0x10000, 0x30000, Some("[stack]"), 0)],
+            bytes: FxHashMap::default(),
+        };
+        let mut mem = FakeMemory::new();
+        let bytes: Vec<u8> = (0..0x20000u32).map(|i| i as u8).collect();
+        mem.add(0x10000, bytes);
+        let nu = NativeUnwinder::new(&objs, |_| false).unwrap();
+        // Bounded by the chunk size...
+        let r = nu.stack_request(0x10000).unwrap();
+        assert_eq!((r.addr, r.len), (0x10000, STACK_CHUNK));
+        // ...and by the end of the mapping.
+        let c = nu.read_stack(&mem, 0x2fff0).unwrap();
+        assert_eq!(c.bytes.len(), 0x10);
+        assert_eq!(
+            c.word(0x2fff0),
+            Some(u64::from_le_bytes([
+                0xf0, 0xf1, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6, 0xf7
+            ]))
+        );
+        assert_eq!(c.word(0x2fff9), None);
+        assert_eq!(c.word(0x2ffe0), None);
+        assert!(nu.read_stack(&mem, 0x5000).is_none());
+        // An unreadable tail: a smaller piece is read.
+        let mut holey = FakeMemory::new();
+        holey.add(0x10000, vec![1u8; 0x1000]);
+        let c = nu.read_stack(&holey, 0x10000).unwrap();
+        assert!(c.bytes.len() <= 0x1000 && c.bytes.len() >= 8);
+    }
+
+    #[test]
+    fn splits_a_vectored_read() {
+        let reqs = [
+            ReadReq {
+                addr: 0x100,
+                len: 4,
+            },
+            ReadReq {
+                addr: 0x200,
+                len: 2,
+            },
+        ];
+        let c = split_copies(&reqs, &[1, 2, 3, 4, 5, 6], &[true, false]);
+        assert_eq!(c[0].as_ref().unwrap().bytes, [1, 2, 3, 4]);
+        assert_eq!(c[0].as_ref().unwrap().addr, 0x100);
+        assert!(c[1].is_none());
+    }
+
+    /// Our own process standing in for a target: memory through `process_vm_readv`, objects
+    /// from our maps.
+    struct OwnProcess;
+
+    impl Memory for OwnProcess {
+        fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
+            let len = buf.len();
+            let local = libc::iovec {
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: len,
+            };
+            let remote = libc::iovec {
+                iov_base: addr as *mut libc::c_void,
+                iov_len: len,
+            };
+            // SAFETY: the kernel checks the remote range and copies into `buf`, which is valid
+            // for `len` bytes.
+            let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+            if n == len as isize {
+                Ok(())
+            } else {
+                Err(MemError::Unmapped {
+                    addr,
+                    start: addr,
+                    len,
+                })
+            }
+        }
+    }
+
+    impl Objects for OwnProcess {
+        fn mappings(&self) -> Result<Vec<Mapping>, TargetError> {
+            gostall_target::procfs::maps(std::process::id() as i32)
+        }
+        fn object_bytes(&self, m: &Mapping) -> Result<Vec<u8>, TargetError> {
+            let p = m.path.clone().unwrap_or_default();
+            if p.as_os_str() == "[vdso]" {
+                return Ok(self.read_vec(m.start, m.len() as usize)?);
+            }
+            std::fs::read(&p).map_err(|source| TargetError::Proc { path: p, source })
+        }
+    }
+
+    #[inline(never)]
+    fn blocked_in_read(fd: i32) {
+        let mut b = [0u8; 1];
+        // SAFETY: reads at most one byte into a local buffer.
+        let n = unsafe { libc::read(fd, b.as_mut_ptr().cast(), 1) };
+        std::hint::black_box(n);
+    }
+
+    #[test]
+    fn unwinds_a_real_thread_blocked_in_read_without_stopping_it() {
+        // A thread of this test process blocks in read(2) on a pipe; its registers come from
+        // /proc/self/task/TID/syscall and its stack through process_vm_readv, as for a target.
+        let mut fds = [0i32; 2];
+        // SAFETY: pipe writes two descriptors into the array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            // SAFETY: gettid has no preconditions.
+            tx.send(unsafe { libc::gettid() }).unwrap();
+            blocked_in_read(fds[0]);
+        });
+        let tid = rx.recv().unwrap();
+        let pid = std::process::id() as i32;
+        let start = (0..500)
+            .find_map(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                let t = gostall_target::procfs::thread(pid, tid).ok()??;
+                t.syscall.filter(|s| s.nr == 0).and(syscall_start(&t))
+            })
+            .expect("the thread blocks in read");
+        let mut nu = NativeUnwinder::new(&OwnProcess, |_| false).unwrap();
+        let stack = nu.read_stack(&OwnProcess, start.sp);
+        let (frames, note) = nu.unwind(&OwnProcess, start, stack.as_ref());
+        // Let the thread go.
+        // SAFETY: writes one byte from a static buffer.
+        unsafe { libc::write(fds[1], b"x".as_ptr().cast(), 1) };
+        reader.join().unwrap();
+        let names: Vec<&str> = frames
+            .iter()
+            .map(|f| f.function.as_deref().unwrap_or("?"))
+            .collect();
+        assert!(names[0].contains("read"), "{names:?}");
+        assert!(frames[0].object.contains("libc"), "{:?}", frames[0]);
+        let at = names
+            .iter()
+            .position(|n| n.contains("blocked_in_read"))
+            .unwrap_or_else(|| panic!("{names:?}"));
+        assert!(
+            frames[at].object.contains("gostall_extract"),
+            "{:?}",
+            frames[at]
+        );
+        // On through std's thread start to the end of the stack (clone), with no note.
+        assert!(frames.len() > at + 2, "{names:?}");
+        assert_eq!(note, None, "{names:?}");
+        assert!(frames.iter().all(|f| f.pc != 0));
+        for fd in fds {
+            // SAFETY: closes descriptors this test opened.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
