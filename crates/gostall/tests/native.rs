@@ -47,7 +47,7 @@ fn s(v: &Value) -> &str {
 }
 
 /// The goroutines whose joined C frames include the scenario's C function.
-fn in_c<'a>(doc: &'a Value) -> Vec<&'a Value> {
+fn in_c(doc: &Value) -> Vec<&Value> {
     doc["goroutines"]
         .as_array()
         .into_iter()
