@@ -576,3 +576,100 @@ fn kind_name(k: gostall_model::SourceKind) -> &'static str {
         LiveProcess => "live process",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gostall_model::{Goroutine, NativeFrame, ThreadFacts, ThreadOrigin};
+
+    fn frame(function: Option<&str>, object: &str, file: Option<(&str, u32)>) -> NativeFrame {
+        NativeFrame {
+            pc: 0x1000,
+            function: function.map(str::to_string),
+            offset: 0x1b,
+            object: object.to_string(),
+            file: file.map(|f| f.0.to_string()),
+            line: file.map(|f| f.1),
+        }
+    }
+
+    fn render(snap: &Snapshot) -> String {
+        let analysis = gostall_analyze::analyze(snap);
+        let mut out = Vec::new();
+        write(
+            &Report {
+                snap,
+                analysis: &analysis,
+            },
+            &Options::default(),
+            &mut out,
+        )
+        .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn cgo_call_is_one_stack_and_foreign_threads_are_listed() {
+        let mut snap = Snapshot::default();
+        let t = &mut snap.tables;
+        let go = [
+            t.frame_from("runtime.cgocall", "cgocall.go", 167),
+            t.frame_from("main._Cfunc_lic_check_feature", "_cgo_gotypes.go", 93),
+            t.frame_from("main.(*LicenseClient).Check", "main.go", 46),
+        ];
+        let stack = t.intern_stack(&go);
+        let native = vec![
+            frame(Some("read"), "/lib/libc.so.6", None),
+            frame(
+                Some("lic_check_feature"),
+                "/app/server",
+                Some(("licensed.c", 11)),
+            ),
+        ];
+        snap.goroutines.push(Goroutine {
+            state: GoState::Syscall,
+            wait_reason: Some(WaitReason::Cgo),
+            native_stack: native.clone(),
+            thread: Some(7),
+            ..Goroutine::new(21, 1, stack, 0)
+        });
+        // A thread C created, deep in a library: long stacks are shortened, and say so.
+        let deep: Vec<NativeFrame> = (0..40)
+            .map(|i| frame(Some(&format!("f{i}")), "/lib/libdeep.so", None))
+            .collect();
+        snap.threads.push(ThreadFacts {
+            tid: 9,
+            name: "worker".into(),
+            state: "S".into(),
+            origin: ThreadOrigin::Foreign,
+            native_stack: deep,
+            ..Default::default()
+        });
+        snap.threads.push(ThreadFacts {
+            tid: 10,
+            name: "spinner".into(),
+            state: "R".into(),
+            origin: ThreadOrigin::Foreign,
+            native_note: Some("running in user code; --pause reads its registers".into()),
+            ..Default::default()
+        });
+        let text = render(&snap);
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        let at = |p: &str| lines.iter().position(|l| l.starts_with(p)).unwrap();
+        assert!(
+            at("[C] read+0x1b  (libc.so.6)")
+                < at("[C] lic_check_feature+0x1b  licensed.c:11  (server)")
+        );
+        assert!(at("[C] lic_check_feature+") < at("runtime.cgocall  cgocall.go:167"));
+        assert!(text.contains("Threads outside Go: 2"), "{text}");
+        assert!(text.contains("thread 9 worker (S), created by C"), "{text}");
+        assert!(text.contains("[C] f9+0x1b  (libdeep.so)"), "{text}");
+        assert!(!text.contains("[C] f10+"), "{text}");
+        assert!(text.contains("[C] ... 28 more frames"), "{text}");
+        assert!(text.contains("[C] f39+0x1b"), "{text}");
+        assert!(
+            text.contains("(running in user code; --pause reads its registers)"),
+            "{text}"
+        );
+    }
+}
