@@ -166,19 +166,22 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
     let mut extra = Extra::default();
     // Native stacks: the objects mapped now; loaded only when unwinding touches them.
     let is_go = |pc: u64| prog.pcln.find_func(pc.wrapping_sub(prog.bias)).is_some();
-    let mut nu = match NativeUnwinder::new(&proc, is_go) {
+    let native_unwinder = |notes: &mut Vec<String>| match NativeUnwinder::new(&proc, is_go) {
         Ok(n) => Some(n),
         Err(e) => {
-            meta.notes.push(format!("native stacks not read: {e}"));
+            notes.push(format!("native stacks not read: {e}"));
             None
         }
     };
+    let mut nu: Option<NativeUnwinder<LiveProcess>>;
     let mut starts: FxHashMap<i32, (StartRegs, Option<StackCopy>)> = FxHashMap::default();
     if opts.pause {
         // Paused: only the scheduler-state snapshot (goroutine headers, Ms, Ps, registers, the
         // stacks of threads in native code). Goroutine stacks are read after resuming and
         // validated against these headers.
         let plan = prog.plan_headers(&proc, &xopts).map_err(gone)?;
+        // The mappings, to bound the stack copies taken while paused.
+        nu = native_unwinder(&mut meta.notes);
         let t0 = Instant::now();
         let pause = Pause::freeze(pid, opts.pause_cap)?;
         let t_frozen = t0.elapsed();
@@ -262,6 +265,8 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
         extra = prog.extract(&proc, &mut snap, &xopts).map_err(gone)?;
         let threads = proc.threads()?;
         join_threads(&mut snap, &extra, &threads);
+        // Mappings read after the threads: every listed thread's stack is in them.
+        nu = native_unwinder(&mut meta.notes);
         starts.extend(
             threads
                 .iter()
