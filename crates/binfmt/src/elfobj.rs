@@ -345,6 +345,17 @@ impl ElfObject {
         let raw: &[u8] = &self.data.buf;
         let file = ElfFile64::<LittleEndian, &[u8]>::parse(raw).ok()?;
         let load = |id: gimli::SectionId| -> Result<Reader, gimli::Error> {
+            use gimli::SectionId::*;
+            // Lines and unit ranges only: location lists and macros are large and unused.
+            if matches!(
+                id,
+                DebugLoc | DebugLocLists | DebugMacinfo | DebugMacro | DebugTypes
+            ) {
+                return Ok(gimli::EndianArcSlice::new(
+                    Arc::from(&[][..]),
+                    gimli::LittleEndian,
+                ));
+            }
             let name = id.name();
             let zname = format!(".z{}", name.trim_start_matches('.'));
             let bytes: Arc<[u8]> = file
