@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -71,12 +72,17 @@ func exportWorker(lc *LicenseClient, jobs <-chan ExportJob) {
 	}
 }
 
-const workers = 6
+// workers is how many export workers run (LICENSE_WORKERS overrides the default of 6; the
+// tests use it to put a hundred threads into C at once).
+var workers = 6
 
 func main() {
 	harness.Start()
+	if n, err := strconv.Atoi(os.Getenv("LICENSE_WORKERS")); err == nil && n > 0 {
+		workers = n
+	}
 
-	jobs := make(chan ExportJob, 64)
+	jobs := make(chan ExportJob, 3*workers)
 	for i := 0; i < workers; i++ {
 		lc, err := NewLicenseClient()
 		if err != nil {
@@ -91,7 +97,7 @@ func main() {
 	}
 
 	harness.WaitUntil("license checks to block in C", func() bool {
-		return checksInFlight.Load() == workers
+		return checksInFlight.Load() == int32(workers)
 	}, 150*time.Millisecond)
 	harness.Ready()
 

@@ -1,9 +1,10 @@
-//! Goroutines grouped by identical stack, state and wait reason: the unit a person reads.
+//! Goroutines grouped by identical stack, state and wait reason: the unit a person reads. Live
+//! goroutines in cgo calls also need identical C frames (the same native pcs) to share a group.
 
 use gostall_model::{GoState, Snapshot, StackId, WaitReason};
 use rustc_hash::FxHashMap;
 
-/// Goroutines that share a stack, state and wait reason.
+/// Goroutines that share a stack, state and wait reason (and, in cgo calls, C frames).
 #[derive(Debug, Clone)]
 pub struct Group {
     /// The shared stack.
@@ -26,10 +27,12 @@ pub struct Group {
 
 /// Groups goroutines; largest group first, then by first goroutine id.
 pub fn group_goroutines(snap: &Snapshot) -> Vec<Group> {
-    let mut index: FxHashMap<(StackId, GoState, Option<WaitReason>), usize> = FxHashMap::default();
+    type Key = (StackId, GoState, Option<WaitReason>, Vec<u64>);
+    let mut index: FxHashMap<Key, usize> = FxHashMap::default();
     let mut groups: Vec<Group> = Vec::new();
     for (i, g) in snap.goroutines.iter().enumerate() {
-        let key = (g.stack, g.state, g.wait_reason);
+        let native: Vec<u64> = g.native_stack.iter().map(|f| f.pc).collect();
+        let key = (g.stack, g.state, g.wait_reason, native);
         let gi = *index.entry(key).or_insert_with(|| {
             groups.push(Group {
                 stack: g.stack,

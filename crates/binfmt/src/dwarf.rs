@@ -96,19 +96,32 @@ fn load_section(bin: &GoBinary<'_>, id: SectionId) -> Result<Option<Vec<u8>>, Bi
     else {
         return Ok(None);
     };
+    let sec = bin
+        .elf()
+        .section_by_index(s.index)
+        .map_err(|_| BinError::Decompress {
+            section: name,
+            offset: 0,
+            what: "bad section index",
+        })?;
+    section_bytes(bin.data(), &sec, name).map(|b| Some(b.into_owned()))
+}
+
+/// A section's bytes, decompressed when it is compressed (`SHF_COMPRESSED` zlib, or `.zdebug_*`).
+/// `name` names the section in errors.
+pub(crate) fn section_bytes<'d>(
+    data: &'d [u8],
+    sec: &impl ObjectSection<'d>,
+    name: &'static str,
+) -> Result<std::borrow::Cow<'d, [u8]>, BinError> {
     let err = |offset, what| BinError::Decompress {
         section: name,
         offset,
         what,
     };
-    let sec = bin
-        .elf()
-        .section_by_index(s.index)
-        .map_err(|_| err(0, "bad section index"))?;
     let range = sec
         .compressed_file_range()
         .map_err(|_| err(0, "bad compression header"))?;
-    let data = bin.data();
     let start = usize::try_from(range.offset).map_err(|_| err(range.offset, "out of file"))?;
     let len =
         usize::try_from(range.compressed_size).map_err(|_| err(range.offset, "out of file"))?;
@@ -117,7 +130,7 @@ fn load_section(bin: &GoBinary<'_>, id: SectionId) -> Result<Option<Vec<u8>>, Bi
         .and_then(|end| data.get(start..end))
         .ok_or(err(range.offset, "compressed data out of file"))?;
     match range.format {
-        CompressionFormat::None => Ok(Some(raw.to_vec())),
+        CompressionFormat::None => Ok(std::borrow::Cow::Borrowed(raw)),
         CompressionFormat::Zlib => {
             if range.uncompressed_size > MAX_SECTION {
                 return Err(err(range.offset, "uncompressed size over 1 GiB"));
@@ -133,7 +146,7 @@ fn load_section(bin: &GoBinary<'_>, id: SectionId) -> Result<Option<Vec<u8>>, Bi
                     "size differs from the compression header",
                 ));
             }
-            Ok(Some(out))
+            Ok(std::borrow::Cow::Owned(out))
         }
         CompressionFormat::Zstandard => Err(err(range.offset, "zstd is not supported")),
         _ => Err(err(range.offset, "unknown compression format")),

@@ -11,6 +11,9 @@
 //!   It is present even in stripped binaries and is found without section headers if need be.
 //! - [`Dwarf`]: struct layouts, type sizes and constants from DWARF, when the binary has it
 //!   (compressed sections included).
+//! - [`ElfObject`]: any mapped ELF object (the executable, a shared library, the vDSO) as native
+//!   unwinding needs it: segments (load bias from a mapping), `.eh_frame`/`.eh_frame_hdr`/
+//!   `.debug_frame`, function and data symbols (`.symtab`, else `.dynsym`), file:line from DWARF.
 //!
 //! Supported: linux/amd64 executables built by Go 1.21 to 1.27 (pclntab magic `0xFFFFFFF1`), PIE
 //! or not, internally or externally linked. All addresses are link-time addresses; the caller adds
@@ -23,12 +26,14 @@
 mod binary;
 mod buildinfo;
 mod dwarf;
+mod elfobj;
 mod pclntab;
 mod util;
 
 pub use binary::{GoBinary, Symbol};
 pub use buildinfo::{parse_go_version, BuildInfo, Module};
 pub use dwarf::{Dwarf, StructField, StructLayout};
+pub use elfobj::{ElfObject, LoadSegment, SectionData, SharedBytes, UnwindSections};
 pub use pclntab::{Func, FuncFlag, FuncId, Pclntab, SymFrame};
 
 /// Everything that can go wrong when reading a Go binary.

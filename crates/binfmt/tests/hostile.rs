@@ -224,3 +224,55 @@ fn pclntab_with_bad_offsets() {
         tab.file_line(&f, tab.entry(&f))
     );
 }
+
+/// Asks an [`ElfObject`](gostall_binfmt::ElfObject) every question, ignoring the answers.
+fn exercise_object(data: &[u8], dwarf: bool) {
+    let Ok(obj) = gostall_binfmt::ElfObject::parse(data.into()) else {
+        return;
+    };
+    let _ = (obj.extent(), obj.symbols_from(), obj.unwind_sections());
+    for off in [0u64, 0x1000, 0x2000, u64::MAX] {
+        let _ = obj.bias_for_mapping(0x7f00_0000_0000, off);
+    }
+    for a in [0u64, 0x401000, 0x4a1aa0, 0xa6af00, u64::MAX] {
+        let _ = (obj.function_at(a), obj.data_at(a), obj.is_code(a));
+        if dwarf {
+            let _ = obj.location(a);
+        }
+    }
+}
+
+#[test]
+fn mapped_objects_survive_garbage() {
+    let data = sample();
+    let mut rng = Rng(7);
+    // Truncated, randomly corrupted in the headers and section table, and libc likewise.
+    let shoff = u64::from_le_bytes(data[0x28..0x30].try_into().unwrap()) as usize;
+    for i in 0..200 {
+        let mut d = data.clone();
+        if i % 2 == 0 {
+            d.truncate(rng.below(d.len()));
+        }
+        for _ in 0..1 + rng.below(8) {
+            let region = if i % 3 == 0 {
+                (0, 64 + 56 * 12)
+            } else {
+                (shoff, d.len().saturating_sub(shoff).max(1))
+            };
+            if d.is_empty() {
+                break;
+            }
+            let at = (region.0 + rng.below(region.1)).min(d.len() - 1);
+            d[at] = rng.next() as u8;
+        }
+        exercise_object(&d, i % 25 == 0);
+    }
+    for path in ["/lib/x86_64-linux-gnu/libc.so.6", "/bin/sh"] {
+        if let Ok(lib) = std::fs::read(path) {
+            exercise_object(&lib, true);
+            for n in (1..50).map(|i| lib.len() * i / 50) {
+                exercise_object(&lib[..n], false);
+            }
+        }
+    }
+}

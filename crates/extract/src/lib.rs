@@ -12,6 +12,7 @@
 
 pub mod live;
 pub mod memory;
+pub mod native;
 mod netpoll;
 mod program;
 mod sema;
@@ -89,8 +90,10 @@ pub struct MRecord {
     pub blocked: bool,
     /// In a cgo call.
     pub incgo: bool,
-    /// An extra M: serves C-created threads that call into Go.
+    /// An extra M: bound to a thread C created, which called into Go (`m.isextra`).
     pub isextra: bool,
+    /// An extra M whose thread is back in C with no Go frames (`m.isExtraInC`).
+    pub extra_in_c: bool,
 }
 
 /// What extraction returns beside the snapshot: raw addresses callers need to join threads.
@@ -826,6 +829,7 @@ impl<'p> Program<'p> {
                 blocked: u8_at(&buf, ml.blocked) != 0,
                 incgo: u8_at(&buf, ml.incgo) != 0,
                 isextra: ml.isextra.is_some_and(|o| u8_at(&buf, o) != 0),
+                extra_in_c: ml.is_extra_in_c.is_some_and(|o| u8_at(&buf, o) != 0),
             });
             m = u64_at(&buf, ml.alllink);
         }

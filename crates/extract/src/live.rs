@@ -1,13 +1,16 @@
 //! Reading a live process: attach (read-only), locate the binary and its load bias, optionally
-//! freeze every thread for a bounded time, extract, join OS threads to Ms, and — for scheduler
-//! starvation — sample the Ps' scheduler ticks twice.
+//! freeze every thread for a bounded time, extract, join OS threads to Ms, unwind the native
+//! stacks of threads in C (without stopping them unless paused) and join them to the goroutines
+//! in cgo calls, and — for scheduler starvation — sample the Ps' scheduler ticks twice.
 
+use crate::native::{self, NativeUnwinder, StackCopy, StartRegs};
 use crate::{Extra, ExtractError, Options, Program, ProgramError};
 use gostall_binfmt::GoBinary;
 use gostall_model::{
     LiveMeta, Snapshot, SourceInfo, SourceKind, SyscallFacts, ThreadFacts, ThreadOrigin,
 };
-use gostall_target::{AccessError, LiveProcess, Memory, Pause, TargetError, Threads};
+use gostall_target::{AccessError, LiveProcess, Memory, Pause, ReadReq, TargetError, Threads};
+use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -182,10 +185,24 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
         }
     };
     let mut extra = Extra::default();
+    // Native stacks: the objects mapped now; loaded only when unwinding touches them.
+    let is_go = |pc: u64| prog.pcln.find_func(pc.wrapping_sub(prog.bias)).is_some();
+    let native_unwinder = |notes: &mut Vec<String>| match NativeUnwinder::new(&proc, is_go) {
+        Ok(n) => Some(n),
+        Err(e) => {
+            notes.push(format!("native stacks not read: {e}"));
+            None
+        }
+    };
+    let mut nu: Option<NativeUnwinder<LiveProcess>>;
+    let mut starts: FxHashMap<i32, (StartRegs, Option<StackCopy>)> = FxHashMap::default();
     if opts.pause {
-        // Paused: only the scheduler-state snapshot (goroutine headers, Ms, Ps, registers).
-        // Stacks are read after resuming and validated against these headers.
+        // Paused: only the scheduler-state snapshot (goroutine headers, Ms, Ps, registers, the
+        // stacks of threads in native code). Goroutine stacks are read after resuming and
+        // validated against these headers.
         let plan = prog.plan_headers(&proc, &xopts).map_err(gone)?;
+        // The mappings, to bound the stack copies taken while paused.
+        nu = native_unwinder(&mut meta.notes);
         let t0 = Instant::now();
         let pause = Pause::freeze(pid, opts.pause_cap)?;
         let t_frozen = t0.elapsed();
@@ -202,41 +219,111 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
             Ok(h) => prog.read_sched(&proc, &mut snap, &mut extra, h),
             Err(_) => Ok(()),
         };
-        let regs: Vec<(i32, gostall_target::Regs)> = extra
-            .ms
-            .iter()
-            .filter(|m| m.curg != 0)
-            .filter_map(|m| {
-                pause
-                    .regs(m.procid as i32)
-                    .ok()
-                    .map(|r| (m.procid as i32, r))
-            })
-            .collect();
-        let t_regs = t0.elapsed();
         let threads = proc.threads();
         let t_threads = t0.elapsed();
+        let ms: FxHashMap<u64, &crate::MRecord> = extra.ms.iter().map(|m| (m.procid, m)).collect();
+        let all_regs: Vec<(i32, gostall_target::Regs)> = threads
+            .iter()
+            .flatten()
+            .filter_map(|t| pause.regs(t.tid).ok().map(|r| (t.tid, r)))
+            .collect();
+        let regs: Vec<(i32, gostall_target::Regs)> = all_regs
+            .iter()
+            .filter(|(tid, _)| ms.get(&(*tid as u64)).is_some_and(|m| m.curg != 0))
+            .copied()
+            .collect();
+        let t_regs = t0.elapsed();
+        // Threads in native code: their stacks change as soon as they run again, so copy them
+        // now, in one vectored read.
+        let native: Vec<(i32, StartRegs, ReadReq)> = match &nu {
+            Some(nu) => all_regs
+                .iter()
+                .filter(|(tid, r)| {
+                    ms.get(&(*tid as u64))
+                        .is_none_or(|m| m.incgo || m.extra_in_c || !is_go(r.rip))
+                })
+                .filter_map(|(tid, r)| {
+                    let s = StartRegs {
+                        pc: r.rip,
+                        sp: r.rsp,
+                        bp: Some(r.rbp),
+                    };
+                    Some((*tid, s, nu.stack_request(r.rsp)?))
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let reqs: Vec<ReadReq> = native.iter().map(|n| n.2).collect();
+        let mut buf = vec![0u8; reqs.iter().map(|r| r.len).sum()];
+        let mut ok = Vec::new();
+        proc.read_batch(&reqs, &mut buf, &mut ok);
+        let t_native = t0.elapsed();
         let paused = pause.resume();
         if crate::timing() {
             eprintln!(
-                "pause: frozen {t_frozen:?}, headers {t_headers:?}, sched+regs {t_regs:?}, threads {t_threads:?}, resumed after {paused:?}"
+                "pause: frozen {t_frozen:?}, headers {t_headers:?}, sched+threads {t_threads:?}, registers {t_regs:?}, {} native stacks {t_native:?}, resumed after {paused:?}",
+                reqs.len()
             );
         }
         meta.paused_us = Some(paused.as_micros() as u64);
+        for (tid, r) in &all_regs {
+            let s = StartRegs {
+                pc: r.rip,
+                sp: r.rsp,
+                bp: Some(r.rbp),
+            };
+            starts.insert(*tid, (s, None));
+        }
+        for ((tid, s, _), copy) in native.iter().zip(native::split_copies(&reqs, &buf, &ok)) {
+            starts.insert(*tid, (*s, copy));
+        }
         let headers = headers.map_err(gone)?;
         sched.map_err(gone)?;
         prog.complete(&proc, &mut snap, &xopts, headers, &mut extra);
         prog.unwind_running(&proc, &mut snap, &extra, &regs);
-        join_threads(&mut snap, &extra, threads?);
+        join_threads(&mut snap, &extra, &threads?);
     } else {
         extra = prog.extract(&proc, &mut snap, &xopts).map_err(gone)?;
-        join_threads(&mut snap, &extra, proc.threads()?);
+        let threads = proc.threads()?;
+        join_threads(&mut snap, &extra, &threads);
+        // Mappings read after the threads: every listed thread's stack is in them.
+        nu = native_unwinder(&mut meta.notes);
+        starts.extend(
+            threads
+                .iter()
+                .filter_map(|t| native::syscall_start(t).map(|s| (t.tid, (s, None)))),
+        );
+    }
+    if let Some(nu) = &mut nu {
+        let t = Instant::now();
+        let in_c: rustc_hash::FxHashSet<i32> = extra
+            .ms
+            .iter()
+            .filter(|m| m.isextra && m.extra_in_c)
+            .map(|m| m.procid as i32)
+            .collect();
+        let n = native::unwind_threads(&proc, nu, &mut snap.threads, &starts, &|tid| {
+            in_c.contains(&tid)
+        });
+        native::join_goroutines(&mut snap);
+        meta.notes.append(&mut nu.notes);
+        if crate::timing() {
+            eprintln!(
+                "native: {n} thread(s) unwound in {:?}; objects loaded: {}",
+                t.elapsed(),
+                nu.loaded_objects().join(", ")
+            );
+        }
     }
     // Which descriptor each goroutine in IO wait waits on: deadline and peer.
     let fds = gostall_target::describe_fds(pid);
+    // Addresses in system call arguments (futex words) named by the object's data symbols.
+    let nu = std::cell::RefCell::new(nu);
+    let symbol = |a: u64| nu.borrow_mut().as_mut().and_then(|n| n.data_symbol(a));
     for t in &mut snap.threads {
         if let Some(sc) = &mut t.syscall {
-            sc.text = Some(gostall_target::syscalls::decode(sc.nr, &sc.args, &fds).text);
+            sc.text =
+                Some(gostall_target::syscalls::decode_with(sc.nr, &sc.args, &fds, &symbol).text);
         }
     }
     futex_owners(&proc, &mut snap);
@@ -424,7 +511,7 @@ fn sample_memory(
     }
 }
 
-fn join_threads(snap: &mut Snapshot, extra: &Extra, threads: Vec<gostall_target::ThreadInfo>) {
+fn join_threads(snap: &mut Snapshot, extra: &Extra, threads: &[gostall_target::ThreadInfo]) {
     let by_tid: rustc_hash::FxHashMap<u64, &crate::MRecord> =
         extra.ms.iter().map(|m| (m.procid, m)).collect();
     let mut g_thread: rustc_hash::FxHashMap<u64, i32> = Default::default();

@@ -62,7 +62,10 @@ pub struct MLayout {
     pub blocked: u64,
     pub incgo: u64,
     pub ncgo: Option<u64>,
+    /// `m.isextra`: an M for a thread C created, bound when it called into Go.
     pub isextra: Option<u64>,
+    /// `m.isExtraInC`: such an M whose thread is back in C with no Go frames.
+    pub is_extra_in_c: Option<u64>,
     pub alllink: u64,
 }
 
@@ -320,6 +323,7 @@ impl RuntimeLayout {
             incgo: t.off("runtime.m", "incgo")?,
             ncgo: t.try_off("runtime.m", "ncgo"),
             isextra: t.try_off("runtime.m", "isextra"),
+            is_extra_in_c: t.try_off("runtime.m", "isExtraInC"),
             alllink: t.off("runtime.m", "alllink")?,
         };
         let p = PLayout {

@@ -483,6 +483,10 @@ pub struct Goroutine {
     pub thread: Option<i32>,
     /// Live only: the descriptor it waits on in the netpoller.
     pub net: Option<Box<NetWait>>,
+    /// Live only, goroutines in a cgo call: the C frames of the thread running the call,
+    /// innermost first (a copy of that thread's [`ThreadFacts::native_stack`]); they sit above
+    /// `runtime.cgocall` in one continuous stack. Empty otherwise.
+    pub native_stack: Vec<NativeFrame>,
     /// Index into [`Snapshot::sources`].
     pub source: u16,
 }
@@ -513,6 +517,7 @@ impl Goroutine {
             waiting_on: None,
             thread: None,
             net: None,
+            native_stack: Vec::new(),
         }
     }
 }

@@ -141,6 +141,9 @@ struct JGoroutine<'a> {
     waiting_on: Option<String>,
     thread: Option<i32>,
     net: Option<&'a gostall_model::NetWait>,
+    /// C frames of the thread running its cgo call, innermost first (live only).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    native_stack: &'a [gostall_model::NativeFrame],
 }
 
 #[derive(Serialize)]
@@ -158,6 +161,9 @@ struct Group<'a> {
     locked_to_thread: u64,
     goroutines: &'a [u64],
     stack: Vec<JFrame<'a>>,
+    /// C frames shared by the group's goroutines in cgo calls (live only).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    native_stack: &'a [gostall_model::NativeFrame],
 }
 
 fn frames(snap: &Snapshot, stack: StackId) -> Vec<JFrame<'_>> {
@@ -208,6 +214,7 @@ fn goroutine<'a>(snap: &'a Snapshot, g: &'a Goroutine) -> JGoroutine<'a> {
         waiting_on: g.waiting_on.map(|a| format!("{a:#x}")),
         thread: g.thread,
         net: g.net.as_deref(),
+        native_stack: &g.native_stack,
     }
 }
 
@@ -266,6 +273,10 @@ pub fn write(r: &Report<'_>, goroutines: bool, out: &mut dyn Write) -> io::Resul
                 locked_to_thread: g.locked,
                 goroutines: &g.ids,
                 stack: frames(snap, g.stack),
+                native_stack: g
+                    .members
+                    .first()
+                    .map_or(&[][..], |&i| &snap.goroutines[i as usize].native_stack),
             })
             .collect(),
         threads: &snap.threads,

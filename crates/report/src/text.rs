@@ -385,6 +385,17 @@ fn write_groups(w: &mut dyn Write, r: &Report<'_>, opts: &Options, st: &Styles) 
             g.count.style(st.bold),
             ids.style(st.dim)
         )?;
+        // A cgo call: the C frames of the thread running it come first, one continuous stack.
+        write_native(w, &g0.native_stack, st)?;
+        if g0.native_stack.is_empty() && g.wait_reason == Some(WaitReason::Cgo) {
+            if let Some(note) = g0
+                .thread
+                .and_then(|tid| snap.threads.iter().find(|t| t.tid == tid))
+                .and_then(|t| t.native_note.as_deref())
+            {
+                writeln!(w, "      {}", format!("(C frames: {note})").style(st.dim))?;
+            }
+        }
         let frames: Vec<_> = snap.tables.stack_frames(g.stack).collect();
         if frames.is_empty() {
             let why = if g0.stack_unavailable {
@@ -419,6 +430,107 @@ fn write_groups(w: &mut dyn Write, r: &Report<'_>, opts: &Options, st: &Styles) 
             )?;
         }
         write_threads(w, snap, g, st)?;
+    }
+    write_foreign_threads(w, snap, st)?;
+    Ok(())
+}
+
+/// Native frames shown before a list is shortened; past it, the innermost ones and the
+/// outermost few are kept.
+const MAX_NATIVE_SHOWN: usize = 12;
+
+/// C frames, innermost first: `[C] function+0xoff  file:line  (object)`. The program's own C
+/// code (frames with a source file) stands out; library frames are dimmed.
+fn write_native(
+    w: &mut dyn Write,
+    frames: &[gostall_model::NativeFrame],
+    st: &Styles,
+) -> io::Result<()> {
+    let n = frames.len();
+    let (head, tail) = if n > MAX_NATIVE_SHOWN {
+        (MAX_NATIVE_SHOWN - 2, 2)
+    } else {
+        (n, 0)
+    };
+    let line = |f: &gostall_model::NativeFrame| {
+        let object = f.object.rsplit('/').next().unwrap_or(&f.object);
+        let mut s = match &f.function {
+            Some(func) => format!("[C] {func}+{:#x}", f.offset),
+            None => format!("[C] {:#x}", f.pc),
+        };
+        if let Some(file) = &f.file {
+            s.push_str(&format!("  {file}:{}", f.line.unwrap_or(0)));
+        }
+        s.push_str(&format!("  ({object})"));
+        s
+    };
+    let own = |f: &gostall_model::NativeFrame| {
+        f.file.is_some()
+            && !f
+                .function
+                .as_deref()
+                .is_some_and(gostall_goruntime::is_cgo_wrapper)
+    };
+    for f in &frames[..head] {
+        let text = line(f);
+        if own(f) {
+            writeln!(w, "      {}", text.style(st.loc))?;
+        } else {
+            writeln!(w, "      {}", text.style(st.dim))?;
+        }
+    }
+    if tail > 0 {
+        writeln!(
+            w,
+            "      {}",
+            format!(
+                "[C] ... {} more frames (--format json lists all) ...",
+                n - head - tail
+            )
+            .style(st.dim)
+        )?;
+        for f in &frames[n - tail..] {
+            writeln!(w, "      {}", line(f).style(st.dim))?;
+        }
+    }
+    Ok(())
+}
+
+/// Live: threads that run outside Go — created by C, or an extra M back in C — with their
+/// native stacks. Threads of Go's own Ms appear under their goroutines instead.
+fn write_foreign_threads(w: &mut dyn Write, snap: &Snapshot, st: &Styles) -> io::Result<()> {
+    use gostall_model::ThreadOrigin;
+    let threads: Vec<_> = snap
+        .threads
+        .iter()
+        .filter(|t| {
+            t.origin != ThreadOrigin::Go && (!t.native_stack.is_empty() || t.native_note.is_some())
+        })
+        .collect();
+    if threads.is_empty() {
+        return Ok(());
+    }
+    writeln!(w)?;
+    writeln!(
+        w,
+        "{}",
+        format!("Threads outside Go: {}", threads.len()).style(st.bold)
+    )?;
+    for t in threads {
+        let origin = match t.origin {
+            ThreadOrigin::CCallback => "created by C, calls into Go",
+            _ => "created by C",
+        };
+        let mut head = format!("thread {} {} ({}), {origin}", t.tid, t.name, t.state);
+        if let Some(text) = t.syscall.as_ref().and_then(|s| s.text.as_deref()) {
+            head.push_str(&format!(", in {text}"));
+        }
+        writeln!(w)?;
+        writeln!(w, "  {head}")?;
+        write_native(w, &t.native_stack, st)?;
+        if let Some(note) = &t.native_note {
+            writeln!(w, "      {}", format!("({note})").style(st.dim))?;
+        }
     }
     Ok(())
 }
@@ -497,5 +609,102 @@ fn kind_name(k: gostall_model::SourceKind) -> &'static str {
         PprofThreadcreate => "pprof threadcreate profile",
         PprofOther => "pprof profile (not used)",
         LiveProcess => "live process",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gostall_model::{Goroutine, NativeFrame, ThreadFacts, ThreadOrigin};
+
+    fn frame(function: Option<&str>, object: &str, file: Option<(&str, u32)>) -> NativeFrame {
+        NativeFrame {
+            pc: 0x1000,
+            function: function.map(str::to_string),
+            offset: 0x1b,
+            object: object.to_string(),
+            file: file.map(|f| f.0.to_string()),
+            line: file.map(|f| f.1),
+        }
+    }
+
+    fn render(snap: &Snapshot) -> String {
+        let analysis = gostall_analyze::analyze(snap);
+        let mut out = Vec::new();
+        write(
+            &Report {
+                snap,
+                analysis: &analysis,
+            },
+            &Options::default(),
+            &mut out,
+        )
+        .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn cgo_call_is_one_stack_and_foreign_threads_are_listed() {
+        let mut snap = Snapshot::default();
+        let t = &mut snap.tables;
+        let go = [
+            t.frame_from("runtime.cgocall", "cgocall.go", 167),
+            t.frame_from("main._Cfunc_lic_check_feature", "_cgo_gotypes.go", 93),
+            t.frame_from("main.(*LicenseClient).Check", "main.go", 46),
+        ];
+        let stack = t.intern_stack(&go);
+        let native = vec![
+            frame(Some("read"), "/lib/libc.so.6", None),
+            frame(
+                Some("lic_check_feature"),
+                "/app/server",
+                Some(("licensed.c", 11)),
+            ),
+        ];
+        snap.goroutines.push(Goroutine {
+            state: GoState::Syscall,
+            wait_reason: Some(WaitReason::Cgo),
+            native_stack: native.clone(),
+            thread: Some(7),
+            ..Goroutine::new(21, 1, stack, 0)
+        });
+        // A thread C created, deep in a library: long stacks are shortened, and say so.
+        let deep: Vec<NativeFrame> = (0..40)
+            .map(|i| frame(Some(&format!("f{i}")), "/lib/libdeep.so", None))
+            .collect();
+        snap.threads.push(ThreadFacts {
+            tid: 9,
+            name: "worker".into(),
+            state: "S".into(),
+            origin: ThreadOrigin::Foreign,
+            native_stack: deep,
+            ..Default::default()
+        });
+        snap.threads.push(ThreadFacts {
+            tid: 10,
+            name: "spinner".into(),
+            state: "R".into(),
+            origin: ThreadOrigin::Foreign,
+            native_note: Some("running in user code; --pause reads its registers".into()),
+            ..Default::default()
+        });
+        let text = render(&snap);
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        let at = |p: &str| lines.iter().position(|l| l.starts_with(p)).unwrap();
+        assert!(
+            at("[C] read+0x1b  (libc.so.6)")
+                < at("[C] lic_check_feature+0x1b  licensed.c:11  (server)")
+        );
+        assert!(at("[C] lic_check_feature+") < at("runtime.cgocall  cgocall.go:167"));
+        assert!(text.contains("Threads outside Go: 2"), "{text}");
+        assert!(text.contains("thread 9 worker (S), created by C"), "{text}");
+        assert!(text.contains("[C] f9+0x1b  (libdeep.so)"), "{text}");
+        assert!(!text.contains("[C] f10+"), "{text}");
+        assert!(text.contains("[C] ... 28 more frames"), "{text}");
+        assert!(text.contains("[C] f39+0x1b"), "{text}");
+        assert!(
+            text.contains("(running in user code; --pause reads its registers)"),
+            "{text}"
+        );
     }
 }

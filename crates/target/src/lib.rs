@@ -3,8 +3,9 @@
 //!
 //! Two small traits describe a target, so that a live process and (later) a core file serve the same
 //! readers: [`Memory`] (one required `read`, helpers on top) and [`Threads`] (the threads with their
-//! kernel-side state, and the registers of a stopped thread). [`LiveProcess`] implements both for a
-//! running Linux process; [`FakeMemory`] serves tests.
+//! kernel-side state, and the registers of a stopped thread), plus [`Objects`] (the mapped
+//! executable and libraries and their bytes, for native unwinding and symbols). [`LiveProcess`]
+//! implements all three for a running Linux process; [`FakeMemory`] serves tests.
 //!
 //! [`Pause`] stops every thread of a live process for a bounded time with `PTRACE_SEIZE` +
 //! `PTRACE_INTERRUPT`, and always resumes it: on [`Pause::resume`], on drop, on every error path,
@@ -20,6 +21,7 @@ mod error;
 pub mod fds;
 mod live;
 mod memory;
+pub mod objects;
 mod pause;
 pub mod procfs;
 mod regs;
@@ -53,6 +55,24 @@ pub trait Threads {
     /// [`TargetError::NotPaused`] for a live process that is not paused, and the errors of
     /// [`Pause::regs`].
     fn regs(&self, tid: i32) -> Result<Regs, TargetError>;
+}
+
+/// The objects (executable, shared libraries, vDSO) mapped into a target, for native unwinding and
+/// symbols. A core file provides the same from its `NT_FILE` note and the files it names.
+pub trait Objects {
+    /// The target's memory mappings, in ascending address order.
+    ///
+    /// # Errors
+    /// [`TargetError::ProcessExited`] when the process is gone, [`TargetError::Proc`] when the
+    /// mappings are not readable.
+    fn mappings(&self) -> Result<Vec<Mapping>, TargetError>;
+
+    /// The whole contents of the object that mapping `m` maps (an ELF file), as the target sees it.
+    ///
+    /// # Errors
+    /// [`TargetError::Proc`] when the mapping is not backed by an object or the file cannot be
+    /// read; [`TargetError::Mem`] for the vDSO's memory.
+    fn object_bytes(&self, m: &Mapping) -> Result<Vec<u8>, TargetError>;
 }
 
 /// The value of `kernel.yama.ptrace_scope`: 0 classic ptrace permissions, 1 only descendants (unless

@@ -151,19 +151,39 @@ fn spec(nr: i64) -> Option<&'static str> {
 /// Renders system call `nr` with its six argument registers; fd arguments are described through
 /// `fds` (pass an empty table to show bare numbers). Unknown numbers give `syscall_N(a0, ..., a5)`.
 pub fn decode(nr: i64, args: &[u64; 6], fds: &FdTable) -> Decoded {
+    decode_with(nr, args, fds, &|_| None)
+}
+
+/// Like [`decode`], and pointer arguments that point into a mapped object's static data are
+/// followed by the symbol `symbol` names for them: `futex(0x55d0c0a01040 <lock_a>, …)`. `symbol`
+/// returns the name (with `+offset` when not at its start) or `None`; the decoder does not know
+/// how symbols are found.
+pub fn decode_with(
+    nr: i64,
+    args: &[u64; 6],
+    fds: &FdTable,
+    symbol: &dyn Fn(u64) -> Option<String>,
+) -> Decoded {
     let name: Cow<'static, str> = match name(nr) {
         Some(n) => Cow::Borrowed(n),
         None => Cow::Owned(format!("syscall_{nr}")),
     };
+    let addr = |a: u64| match (a, symbol(a)) {
+        (0, _) | (_, None) => None,
+        (_, Some(s)) => Some(format!("{a:#x} <{s}>")),
+    };
     let rendered: Vec<String> = match nr {
         16 => ioctl_args(args, fds),
         72 => fcntl_args(args, fds),
-        202 => futex_args(args),
+        202 => futex_args(args, &addr),
         _ => match spec(nr) {
             Some(s) => s
                 .bytes()
                 .zip(args.iter())
-                .map(|(c, &a)| render_arg(c, a, fds))
+                .map(|(c, &a)| match c {
+                    b'p' => addr(a).unwrap_or_else(|| render_arg(c, a, fds)),
+                    _ => render_arg(c, a, fds),
+                })
                 .collect(),
             None => args.iter().map(|&a| hex(a)).collect(),
         },
@@ -469,9 +489,11 @@ pub fn futex_op_name(op: i32) -> String {
     s
 }
 
-fn futex_args(a: &[u64; 6]) -> Vec<String> {
+/// Futex arguments; `addr` names an address by symbol when it can (the futex word, `uaddr2`).
+fn futex_args(a: &[u64; 6], addr: &dyn Fn(u64) -> Option<String>) -> Vec<String> {
     let op = int(a[1]);
-    let mut v = vec![hex(a[0]), futex_op_name(op)];
+    let uaddr = |x: u64| addr(x).unwrap_or_else(|| hex(x));
+    let mut v = vec![uaddr(a[0]), futex_op_name(op)];
     let val = || int(a[2]).to_string();
     match op & 0x7f {
         // WAIT: uaddr, op, val, timeout
@@ -479,19 +501,19 @@ fn futex_args(a: &[u64; 6]) -> Vec<String> {
         // WAKE, FD
         1 | 2 => v.push(val()),
         // REQUEUE: val, val2, uaddr2
-        3 => v.extend([val(), int(a[3]).to_string(), hex(a[4])]),
+        3 => v.extend([val(), int(a[3]).to_string(), uaddr(a[4])]),
         // CMP_REQUEUE, CMP_REQUEUE_PI: val, val2, uaddr2, val3
         4 | 12 => v.extend([
             val(),
             int(a[3]).to_string(),
-            hex(a[4]),
+            uaddr(a[4]),
             int(a[5]).to_string(),
         ]),
         // WAKE_OP: val, val2, uaddr2, encoded op
         5 => v.extend([
             val(),
             int(a[3]).to_string(),
-            hex(a[4]),
+            uaddr(a[4]),
             hex(a[5] & 0xffff_ffff),
         ]),
         // LOCK_PI, LOCK_PI2, TRYLOCK_PI: timeout
@@ -503,7 +525,7 @@ fn futex_args(a: &[u64; 6]) -> Vec<String> {
         // WAKE_BITSET: val, NULL, NULL, bitset
         10 => v.extend([val(), ptr(a[3]), ptr(a[4]), hex(a[5] & 0xffff_ffff)]),
         // WAIT_REQUEUE_PI: val, timeout, uaddr2
-        11 => v.extend([val(), ptr(a[3]), hex(a[4])]),
+        11 => v.extend([val(), ptr(a[3]), uaddr(a[4])]),
         _ => v.extend(a[2..].iter().map(|&x| hex(x))),
     }
     v
@@ -1131,5 +1153,37 @@ mod tests {
         );
         assert_eq!(signal_name(65), "65");
         assert_eq!(signal_name(-3), "-3");
+    }
+
+    #[test]
+    fn addresses_named_by_symbol() {
+        let sym = |a: u64| match a {
+            0x5000..=0x5007 if a == 0x5000 => Some("lock_a".to_string()),
+            0x5000..=0x5007 => Some(format!("lock_a+{}", a - 0x5000)),
+            _ => None,
+        };
+        let f = |a: [u64; 6]| decode_with(202, &a, &table(), &sym).text;
+        assert_eq!(
+            f([0x5000, 128, 2, 0, 0, 0]),
+            "futex(0x5000 <lock_a>, FUTEX_WAIT_PRIVATE, 2, NULL)"
+        );
+        assert_eq!(
+            f([0x5004, 1 | 128, 1, 0, 0, 0]),
+            "futex(0x5004 <lock_a+4>, FUTEX_WAKE_PRIVATE, 1)"
+        );
+        // Requeue target named too; values that merely look like addresses are not.
+        assert_eq!(
+            f([0x9000, 4, 1, 0x5000, 0x5000, 0x5000]),
+            "futex(0x9000, FUTEX_CMP_REQUEUE, 1, 20480, 0x5000 <lock_a>, 20480)"
+        );
+        // Pointer arguments of other calls; NULL stays NULL.
+        assert_eq!(
+            decode_with(0, &[3, 0x5000, 8, 0, 0, 0], &table(), &sym).text,
+            "read(fd 3 → pipe:[123], 0x5000 <lock_a>, 8)"
+        );
+        assert_eq!(
+            decode_with(0, &[3, 0, 8, 0, 0, 0], &table(), &|_| Some("x".into())).text,
+            "read(fd 3 → pipe:[123], NULL, 8)"
+        );
     }
 }
