@@ -305,6 +305,7 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
         let n = native::unwind_threads(&proc, nu, &mut snap.threads, &starts, &|tid| {
             in_c.contains(&tid)
         });
+        callback_callers(&prog, &proc, nu, &extra, &mut snap);
         native::join_goroutines(&mut snap);
         meta.notes.append(&mut nu.notes);
         if crate::timing() {
@@ -405,6 +406,61 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
     snap.memory = memory;
     snap.live = Some(meta);
     Ok(snap)
+}
+
+/// C frames of threads C created that are inside a callback into Go: their registers are in Go
+/// code, so native unwinding starts where `runtime.cgocallback` left the C caller
+/// (`goruntime::cgo_callback_c_caller`), found through the extra M's `g0.sched.sp`.
+fn callback_callers(
+    prog: &Program<'_>,
+    proc: &LiveProcess,
+    nu: &mut NativeUnwinder<'_, LiveProcess>,
+    extra: &Extra,
+    snap: &mut Snapshot,
+) {
+    let pcln = &prog.pcln;
+    let bias = prog.bias;
+    let Some(cb) = pcln.func_by_name("runtime.cgocallback") else {
+        return;
+    };
+    let Some(frame) = pcln.max_sp_delta(&cb).and_then(|d| u64::try_from(d).ok()) else {
+        return;
+    };
+    let sp_delta = |pc: u64| {
+        let f = pcln.find_func(pc.wrapping_sub(bias))?;
+        u64::try_from(pcln.sp_delta(&f, pc.wrapping_sub(bias))?).ok()
+    };
+    let is_go = |pc: u64| pcln.find_func(pc.wrapping_sub(bias)).is_some();
+    let read = |a: u64| proc.read_u64(a).ok();
+    for m in extra
+        .ms
+        .iter()
+        .filter(|m| m.isextra && !m.extra_in_c && (m.curg != 0 || m.lockedg != 0))
+    {
+        let Some(t) = snap
+            .threads
+            .iter_mut()
+            .find(|t| t.tid as u64 == m.procid && t.native_stack.is_empty())
+        else {
+            continue;
+        };
+        let Some(g0) = read(m.addr.wrapping_add(prog.layout.m.g0)) else {
+            continue;
+        };
+        let Some(sched_sp) = read(g0.wrapping_add(prog.layout.g.sched_sp)) else {
+            continue;
+        };
+        let Some((pc, sp)) =
+            gostall_goruntime::cgo_callback_c_caller(sched_sp, frame, sp_delta, is_go, read)
+        else {
+            continue;
+        };
+        let (frames, note) = nu.unwind(proc, StartRegs { pc, sp, bp: None }, None);
+        if !frames.is_empty() {
+            t.native_stack = frames;
+            t.native_note = note;
+        }
+    }
 }
 
 /// For threads waiting on a futex, the thread that owns the lock behind it, when the futex word

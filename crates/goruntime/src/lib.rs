@@ -204,6 +204,42 @@ pub fn is_cgo_callback(function: &str) -> bool {
         || function.contains("._cgoexp_")
 }
 
+/// Where the C caller of a running callback from C into Go left off, from the extra M's `g0`.
+///
+/// `runtime.cgocallback` (asm_amd64.s, the same in Go 1.21–1.27) runs on the C thread's stack
+/// (the M's `g0`) and, before switching to the goroutine, stores its own stack pointer — after its
+/// prologue — in `g0.sched.sp`. Above that frame is the return address into `crosscall2`, whose
+/// frame (the C callee-saved registers and the arguments) sits below the return address into the C
+/// code that called the exported function. Frame sizes come from the pclntab: `cgocallback_frame`
+/// is `runtime.cgocallback`'s frame size, `sp_delta(pc)` the SP delta of the Go function at `pc`.
+/// Returns the C return address and the stack pointer after it (CFA), where native unwinding goes
+/// on; `None` when anything read does not fit.
+pub fn cgo_callback_c_caller(
+    g0_sched_sp: u64,
+    cgocallback_frame: u64,
+    sp_delta: impl Fn(u64) -> Option<u64>,
+    is_go: impl Fn(u64) -> bool,
+    read_u64: impl Fn(u64) -> Option<u64>,
+) -> Option<(u64, u64)> {
+    if g0_sched_sp == 0 {
+        return None;
+    }
+    let mut sp = g0_sched_sp.checked_add(cgocallback_frame)?;
+    let mut pc = read_u64(sp)?;
+    sp = sp.checked_add(8)?;
+    // crosscall2 (and a trampoline in front of it in some versions): Go assembly, in the pclntab.
+    for _ in 0..4 {
+        if !is_go(pc) {
+            return Some((pc, sp));
+        }
+        let d = sp_delta(pc.checked_sub(1)?)?;
+        sp = sp.checked_add(d)?;
+        pc = read_u64(sp)?;
+        sp = sp.checked_add(8)?;
+    }
+    None
+}
+
 /// C functions that belong to the cgo machinery rather than the program's own C code
 /// (`crosscall2`, `_cgo_…`, `x_cgo_…`, `_cgoexp_…`).
 pub fn is_cgo_machinery(c_function: &str) -> bool {
