@@ -14,9 +14,11 @@ pub mod live;
 mod netpoll;
 mod program;
 mod sema;
+mod signals;
 mod unwind;
 
 pub use program::{Program, ProgramError};
+pub use signals::{PreemptSample, RuntimeSignals};
 
 use gostall_goruntime::layout::{gstatus, pstatus_name};
 use gostall_goruntime::{self as rt};
@@ -88,6 +90,15 @@ pub struct MRecord {
     pub blocked: bool,
     /// In a cgo call.
     pub incgo: bool,
+    /// An extra M (bound to a thread C created, for cgo callbacks).
+    pub isextra: bool,
+    /// An extra M whose thread is back in C.
+    pub is_extra_in_c: bool,
+    /// `m.signalPending`: a preemption signal was sent and Go's handler has not acknowledged it.
+    /// `None` when the binary's DWARF does not describe the field.
+    pub signal_pending: Option<bool>,
+    /// `m.preemptGen`: preemption signals acknowledged so far.
+    pub preempt_gen: u32,
 }
 
 /// What extraction returns beside the snapshot: raw addresses callers need to join threads.
@@ -822,6 +833,10 @@ impl<'p> Program<'p> {
                 spinning: u8_at(&buf, ml.spinning) != 0,
                 blocked: u8_at(&buf, ml.blocked) != 0,
                 incgo: u8_at(&buf, ml.incgo) != 0,
+                isextra: ml.isextra.is_some_and(|o| u8_at(&buf, o) != 0),
+                is_extra_in_c: ml.is_extra_in_c.is_some_and(|o| u8_at(&buf, o) != 0),
+                signal_pending: ml.signal_pending.map(|o| u32_at(&buf, o) != 0),
+                preempt_gen: ml.preempt_gen.map_or(0, |o| u32_at(&buf, o)),
             });
             m = u64_at(&buf, ml.alllink);
         }

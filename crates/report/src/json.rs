@@ -26,6 +26,7 @@ struct Doc<'a> {
     threads: &'a [gostall_model::ThreadFacts],
     procs: &'a [gostall_model::ProcFacts],
     scheduler: &'a Option<gostall_model::SchedFacts>,
+    signals: &'a Option<gostall_model::SignalFacts>,
     live: &'a Option<gostall_model::LiveMeta>,
 }
 
@@ -210,6 +211,7 @@ pub fn write(r: &Report<'_>, goroutines: bool, out: &mut dyn Write) -> io::Resul
         threads: &snap.threads,
         procs: &snap.procs,
         scheduler: &snap.scheduler,
+        signals: &snap.signals,
         live: &snap.live,
     };
     let mut w = io::BufWriter::with_capacity(1 << 20, out);
