@@ -46,6 +46,7 @@ pub fn all_rules() -> Vec<Box<dyn Rule>> {
         Box::new(thread_explosion::ThreadExplosion),
         Box::new(scheduler_starvation::SchedulerStarvation),
         Box::new(locked_thread::LockedThread),
+        Box::new(signal_conflict::SignalConflict),
     ]
 }
 
