@@ -527,3 +527,170 @@ fn replaced(cx: &Context<'_>, sf: &SignalFacts) -> Option<Finding> {
     f.threads = Vec::new();
     Some(f)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gostall_model::{SchedFacts, Snapshot};
+
+    const URG: u64 = 1 << 22;
+    const PIPE: u64 = 1 << 12;
+    const PROF: u64 = 1 << 26;
+    const SEGV: u64 = 1 << 10;
+    /// What a healthy Go program shows: Go's handler on everything it handles.
+    const HANDLED: u64 = 0xfffffffc7fc1feff;
+
+    fn thread(tid: i32, m: Option<i64>) -> ThreadFacts {
+        ThreadFacts {
+            tid,
+            name: "app".into(),
+            state: "S".into(),
+            m,
+            ..Default::default()
+        }
+    }
+
+    fn snap(threads: Vec<ThreadFacts>, sf: SignalFacts) -> Snapshot {
+        Snapshot {
+            threads,
+            signals: Some(sf),
+            ..Default::default()
+        }
+    }
+
+    fn healthy() -> SignalFacts {
+        SignalFacts {
+            caught: HANDLED | (1 << 32),
+            go_handled: HANDLED,
+            cpu_profiler_linked: true,
+            ..Default::default()
+        }
+    }
+
+    fn run(s: &Snapshot) -> Vec<Finding> {
+        SignalConflict.check(&Context::new(s))
+    }
+
+    #[test]
+    fn healthy_program_and_non_live_sources_get_nothing() {
+        assert!(run(&Snapshot::default()).is_empty());
+        // A foreign thread may block what it likes; the ensureSigM thread blocks everything
+        // blockable, which leaves out the signals Go needs.
+        let mut foreign = thread(2, None);
+        foreign.sig_blocked = u64::MAX;
+        let mut sigm = thread(3, Some(3));
+        sigm.sig_blocked = 0xfffffffc3bba3a00;
+        let s = snap(vec![thread(1, Some(0)), foreign, sigm], healthy());
+        assert!(run(&s).is_empty());
+        // SIGPIPE ignored (libcurl does it) is fine.
+        let mut sf = healthy();
+        sf.ignored |= PIPE;
+        sf.caught &= !PIPE;
+        assert!(run(&snap(vec![thread(1, Some(0))], sf)).is_empty());
+    }
+
+    #[test]
+    fn sigurg_blocked_on_go_threads_only() {
+        let mut go = thread(10, Some(1));
+        go.sig_blocked = URG;
+        go.sig_pending = URG;
+        go.preempt_signal_stuck = true;
+        let mut in_c = thread(11, Some(2));
+        in_c.sig_blocked = URG;
+        in_c.in_cgo = true;
+        let s = snap(vec![go, in_c.clone()], healthy());
+        let f = run(&s);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].severity, Severity::Warning);
+        assert_eq!(f[0].threads, vec![10]);
+        assert!(f[0].title.starts_with("SIGURG blocked on 1 Go thread"));
+        let ev = f[0].evidence.join("\n");
+        assert!(
+            ev.contains(
+                "thread 10 (app), M 1: SIGURG blocked and pending, a preemption request stuck"
+            ),
+            "{ev}"
+        );
+        assert!(
+            ev.contains("also blocked on 1 thread now in C calls"),
+            "{ev}"
+        );
+        // Only a thread in C: nothing (C may restore the mask on return).
+        assert!(run(&snap(vec![in_c], healthy())).is_empty());
+        // A stop-the-world waiting makes it critical.
+        let mut s = s;
+        s.scheduler = Some(SchedFacts {
+            gc_waiting: true,
+            ..Default::default()
+        });
+        assert_eq!(run(&s)[0].severity, Severity::Critical);
+    }
+
+    #[test]
+    fn sigurg_irrelevant_without_async_preemption() {
+        let mut go = thread(10, Some(1));
+        go.sig_blocked = URG;
+        let mut sf = healthy();
+        sf.async_preempt_off = true;
+        assert!(run(&snap(vec![go], sf)).is_empty());
+    }
+
+    #[test]
+    fn stuck_preemption_with_nothing_blocking_means_another_handler() {
+        let mut go = thread(10, Some(1));
+        go.preempt_signal_stuck = true;
+        let f = run(&snap(vec![go.clone()], healthy()));
+        assert_eq!(f.len(), 1);
+        assert!(f[0]
+            .title
+            .starts_with("SIGURG taken over by another handler"));
+        // Still pending on the thread: about to be delivered, not proof of anything.
+        go.sig_pending = URG;
+        assert!(run(&snap(vec![go], healthy())).is_empty());
+    }
+
+    #[test]
+    fn sigurg_ignored_process_wide() {
+        let mut sf = healthy();
+        sf.ignored |= URG;
+        sf.caught &= !URG;
+        let f = run(&snap(vec![thread(1, Some(0))], sf));
+        assert_eq!(f.len(), 1);
+        assert_eq!(
+            f[0].title,
+            "SIGURG is ignored process-wide: asynchronous preemption is off"
+        );
+    }
+
+    #[test]
+    fn profiling_only_when_it_can_run() {
+        let mut go = thread(10, Some(1));
+        go.sig_blocked = PROF;
+        let mut sf = healthy();
+        sf.cpu_profiler_linked = false;
+        assert!(run(&snap(vec![go.clone()], sf)).is_empty());
+        let f = run(&snap(vec![go], healthy()));
+        assert_eq!(f.len(), 1);
+        assert!(
+            f[0].title.contains("SIGPROF blocked on 1 Go thread"),
+            "{}",
+            f[0].title
+        );
+    }
+
+    #[test]
+    fn faults_and_replaced_handlers() {
+        let mut go = thread(10, Some(1));
+        go.sig_blocked = SEGV;
+        let f = run(&snap(vec![go], healthy()));
+        assert_eq!(f.len(), 1);
+        assert!(f[0].title.starts_with("SIGSEGV blocked on 1 Go thread"));
+        // SIGPIPE and SIGTERM reset to SIG_DFL after Go installed its handlers.
+        let mut sf = healthy();
+        sf.caught &= !(PIPE | (1 << 14));
+        let f = run(&snap(vec![thread(1, Some(0))], sf));
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].severity, Severity::Warning);
+        assert!(f[0].title.contains("SIGPIPE, SIGTERM"), "{}", f[0].title);
+    }
+}
