@@ -3,7 +3,8 @@
 
 #include "ctlchan.h"
 
-static volatile sig_atomic_t urgent_events;
+/* Per session, and a session lives on one thread. */
+static __thread volatile sig_atomic_t urgent_events;
 
 static void on_urgent(int sig, siginfo_t *info, void *uctx) {
 	(void)sig;

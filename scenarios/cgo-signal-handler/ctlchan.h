@@ -13,7 +13,7 @@
 /* Opens the control session; installs the library's SIGURG handler. 0 on success. */
 int ctl_open(void);
 
-/* Urgent events the library's handler has counted. */
+/* Urgent events the library's handler has counted for the calling thread's session. */
 long ctl_urgent_events(void);
 
 #endif

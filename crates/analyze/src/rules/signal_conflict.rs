@@ -156,8 +156,17 @@ fn describe(cx: &Context<'_>, t: &ThreadFacts, what: &str) -> String {
             .wait_reason
             .map(|r| r.as_str().to_string())
             .unwrap_or_else(|| format!("{:?}", g.state).to_lowercase());
-        match user {
-            Some(u) => s.push_str(&format!("; goroutine {}{how}, {state} in {u}", g.id)),
+        // Without user code, the outermost runtime or library function says what it is (the
+        // os/signal loop, a GC worker).
+        let place = user.or_else(|| {
+            cx.snap
+                .frames(g)
+                .filter(|f| f.function != "runtime.goexit")
+                .last()
+                .map(|f| f.function.to_string())
+        });
+        match place {
+            Some(p) => s.push_str(&format!("; goroutine {}{how}, {state} in {p}", g.id)),
             None => s.push_str(&format!("; goroutine {}{how}, {state}", g.id)),
         }
     }
