@@ -31,7 +31,8 @@
 //! SIGPIPE ignored (C libraries commonly do it, Go then just returns EPIPE) or blocked (the write
 //! still fails with EPIPE, and for stdout/stderr Go unblocks it before raising it); SIGCHLD and the
 //! `_SigKill`/`_SigThrow` signals blocked on a thread (another thread takes them); handlers
-//! present before Go started (`runtime.fwdSig`: Go forwards to them).
+//! present before Go started (`runtime.fwdSig`: Go forwards faults and SIGPIPE outside Go code to
+//! them, e.g. a C crash reporter).
 
 use crate::context::plural;
 use crate::{Context, Rule};
@@ -531,7 +532,7 @@ fn replaced(cx: &Context<'_>, sf: &SignalFacts) -> Option<Finding> {
         &[],
         None,
         lines,
-        "Find the C code that calls signal() or sigaction for these signals after Go started (libraries often reset or ignore signals in their init) and remove it, or install such handlers before the Go runtime starts so Go forwards to them.",
+        "Find the C code that calls signal() or sigaction for these signals after Go started (libraries often reset or ignore signals in their init) and remove it. If the library must react to such a signal, receive it in Go with os/signal.Notify and call the library from there: Go forwards to a handler installed before it started only for faults and SIGPIPE outside Go code.",
     );
     f.threads = Vec::new();
     Some(f)
