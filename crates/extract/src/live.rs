@@ -358,10 +358,11 @@ fn second_signal_sample(
         extra.ms.iter().map(|m| (m.procid, m)).collect();
     for t in &mut snap.threads {
         if t.sig_blocked | t.sig_pending != 0 {
-            if let Some(st) = gostall_target::procfs::thread_status(pid, t.tid) {
-                t.sig_blocked &= st.sig_blk;
-                t.sig_pending &= st.sig_pnd;
-            }
+            // A thread gone by now (an exiting thread blocks everything) confirms nothing.
+            let (blk, pnd) = gostall_target::procfs::thread_status(pid, t.tid)
+                .map_or((0, 0), |st| (st.sig_blk, st.sig_pnd));
+            t.sig_blocked &= blk;
+            t.sig_pending &= pnd;
         }
         let Some(m) = by_tid.get(&(t.tid as u64)) else {
             continue;
