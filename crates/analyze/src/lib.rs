@@ -47,6 +47,7 @@ pub fn all_rules() -> Vec<Box<dyn Rule>> {
         Box::new(scheduler_starvation::SchedulerStarvation),
         Box::new(locked_thread::LockedThread),
         Box::new(c_memory_growth::CMemoryGrowth),
+        Box::new(signal_conflict::SignalConflict),
     ]
 }
 

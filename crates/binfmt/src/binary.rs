@@ -95,6 +95,8 @@ pub struct GoBinary<'a> {
     memory: Memory<'a>,
     build_info: Option<BuildInfo>,
     symbols: OnceLock<HashMap<&'a str, Symbol>>,
+    /// Code symbols sorted by address, for [`GoBinary::symbol_at`].
+    by_addr: OnceLock<Vec<(u64, u64, &'a str)>>,
     relative: OnceLock<Vec<(u64, u64)>>,
     /// File bytes of the `PT_DYNAMIC` segment.
     dynamic: Option<&'a [u8]>,
@@ -217,6 +219,7 @@ impl<'a> GoBinary<'a> {
             memory,
             build_info: None,
             symbols: OnceLock::new(),
+            by_addr: OnceLock::new(),
             relative: OnceLock::new(),
             dynamic,
             first_load,
@@ -293,6 +296,40 @@ impl<'a> GoBinary<'a> {
             })
             .get(name)
             .copied()
+    }
+
+    /// The code symbol containing link-time address `addr` and the offset from its start, e.g.
+    /// `("on_urgent_data", 0)` for a C function compiled into a cgo program. A symbol without a
+    /// recorded size matches only its own address. `None` when no code symbol covers `addr` (a
+    /// stripped binary, or an address in a shared library).
+    pub fn symbol_at(&self, addr: u64) -> Option<(&'a str, u64)> {
+        let v = self.by_addr.get_or_init(|| {
+            let mut v: Vec<(u64, u64, &'a str)> = self
+                .elf
+                .symbols()
+                .filter(|s| !s.is_undefined() && s.kind() == object::SymbolKind::Text)
+                .filter_map(|s| {
+                    // `runtime/cgo(.text)`: section symbols of host objects, not functions.
+                    let n = s
+                        .name()
+                        .ok()
+                        .filter(|n| !n.is_empty() && !n.ends_with("(.text)"))?;
+                    Some((s.address(), s.size(), n))
+                })
+                .collect();
+            // Sized symbols before markers at the same address.
+            v.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+            v
+        });
+        let i = v.partition_point(|s| s.0 <= addr);
+        // The nearest symbol at or below addr that covers it (looking past a few nested or
+        // zero-size ones).
+        v[..i]
+            .iter()
+            .rev()
+            .take(64)
+            .find(|s| addr < s.0.saturating_add(s.1.max(1)))
+            .map(|s| (s.2, addr - s.0))
     }
 
     /// A section by exact name: its address (0 for non-allocated sections) and raw file bytes

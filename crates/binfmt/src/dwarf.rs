@@ -71,6 +71,8 @@ pub struct Dwarf {
     units: Vec<usize>,
     types: HashMap<String, DieRef>,
     constants: HashMap<String, i64>,
+    /// Top-level variables (`runtime.debug`, …) by name.
+    variables: HashMap<String, DieRef>,
 }
 
 impl std::fmt::Debug for Dwarf {
@@ -80,6 +82,7 @@ impl std::fmt::Debug for Dwarf {
             .field("units", &self.units.len())
             .field("types", &self.types.len())
             .field("constants", &self.constants.len())
+            .field("variables", &self.variables.len())
             .finish()
     }
 }
@@ -176,6 +179,7 @@ impl Dwarf {
             units: Vec::new(),
             types: HashMap::new(),
             constants: HashMap::new(),
+            variables: HashMap::new(),
         };
         d.index()?;
         Ok(Some(d))
@@ -208,6 +212,7 @@ impl Dwarf {
         let mut units = Vec::new();
         let mut types: HashMap<String, (DieRef, bool)> = HashMap::new();
         let mut consts = HashMap::new();
+        let mut vars = HashMap::new();
         {
             let d = self.gimli();
             let mut iter = d.debug_info.units();
@@ -232,8 +237,10 @@ impl Dwarf {
                         continue;
                     };
                     let tag = abbrev.tag();
-                    let interesting =
-                        depth == 1 && (tag == constants::DW_TAG_constant || is_type_tag(tag));
+                    let interesting = depth == 1
+                        && (tag == constants::DW_TAG_constant
+                            || tag == constants::DW_TAG_variable
+                            || is_type_tag(tag));
                     if !interesting {
                         raw.skip_attributes(abbrev.attributes())
                             .map_err(gerr(uoff))?;
@@ -252,6 +259,12 @@ impl Dwarf {
                         }
                     }
                     let Some(name) = name else { continue };
+                    if tag == constants::DW_TAG_variable {
+                        vars.entry(name.to_string()).or_insert(DieRef {
+                            die: uoff + die_off.0,
+                        });
+                        continue;
+                    }
                     if tag == constants::DW_TAG_constant {
                         if let Some(v) = value {
                             consts.entry(name.to_string()).or_insert(v);
@@ -276,6 +289,7 @@ impl Dwarf {
         self.units = units;
         self.types = types.into_iter().map(|(k, (v, _))| (k, v)).collect();
         self.constants = consts;
+        self.variables = vars;
         Ok(())
     }
 
@@ -463,6 +477,24 @@ impl Dwarf {
     /// Names of all indexed types (unordered).
     pub fn type_names(&self) -> impl Iterator<Item = &str> + '_ {
         self.types.keys().map(String::as_str)
+    }
+
+    /// The name of a global variable's type, e.g. `[65]uint32` for `runtime.handlingSig`, or the
+    /// spelled-out `struct { … }` of a variable declared with an anonymous struct type (such as
+    /// `runtime.debug`), which [`Dwarf::struct_layout`] then accepts. `None` when the DWARF has no
+    /// such variable.
+    pub fn variable_type(&self, name: &str) -> Option<String> {
+        let d = self.gimli();
+        let off = self.variables.get(name)?.die;
+        let target = self.with_die(&d, off, |unit, die| {
+            die.attr_value(constants::DW_AT_type)
+                .ok()
+                .flatten()
+                .and_then(|v| Self::type_ref(unit, v))
+        })?;
+        self.type_info(&d, target)
+            .map(|i| i.0)
+            .filter(|n| !n.is_empty())
     }
 
     /// Names and values of all constants (unordered).

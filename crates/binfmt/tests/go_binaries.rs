@@ -101,6 +101,26 @@ fn symbols_match_go_tool_nm() {
         }
         assert!(bin.symbol("main.main").unwrap().is_text);
         assert!(!bin.symbol("runtime.allgs").unwrap().is_text);
+        // Address → symbol, for every sized code symbol nm lists (a few hundred sampled).
+        let mut found = 0;
+        for (name, &(addr, size, kind)) in syms.iter().step_by(7) {
+            if !matches!(kind, 'T' | 't') || size == 0 {
+                continue;
+            }
+            let (n, off) = bin
+                .symbol_at(addr + size / 2)
+                .unwrap_or_else(|| panic!("{}: nothing at {name}+{}", b.label(), size / 2));
+            // Aliases share an address: the containing symbol starts at the same place.
+            assert_eq!(off, size / 2, "{}: {name} → {n}", b.label());
+            assert!(!n.ends_with("(.text)"), "{}: {n}", b.label());
+            if let Some(other) = syms.get(n) {
+                assert_eq!(other.0, addr, "{}: {name} → {n}", b.label());
+            }
+            found += 1;
+        }
+        assert!(found > 100, "{}: {found}", b.label());
+        let data_sym = bin.symbol("runtime.allgs").unwrap();
+        assert_eq!(bin.symbol_at(data_sym.addr), None, "{}", b.label());
     }
 }
 
@@ -537,6 +557,25 @@ fn dwarf_struct_layouts() {
         assert_eq!(dwarf.constant("runtime._Gwaiting"), Some(4));
         assert_eq!(dwarf.constant("runtime._Gscan"), Some(0x1000));
         assert_eq!(dwarf.constant("runtime.no_such_constant"), None);
+
+        // Global variables' types: arrays, and anonymous structs spelled out.
+        assert_eq!(
+            dwarf.variable_type("runtime.handlingSig").as_deref(),
+            Some("[65]uint32"),
+            "{}",
+            b.label()
+        );
+        assert_eq!(
+            dwarf.variable_type("runtime.fwdSig").as_deref(),
+            Some("[65]uintptr")
+        );
+        let debug = dwarf.variable_type("runtime.debug").expect("runtime.debug");
+        assert!(debug.starts_with("struct {"), "{}: {debug}", b.label());
+        let dl = dwarf
+            .struct_layout(&debug)
+            .expect("layout of runtime.debug");
+        assert_eq!(dl.field("asyncpreemptoff").unwrap().size, 4);
+        assert_eq!(dwarf.variable_type("runtime.no_such_variable"), None);
 
         per_version
             .entry(&b.version)

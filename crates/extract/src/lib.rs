@@ -16,9 +16,11 @@ pub mod native;
 mod netpoll;
 mod program;
 mod sema;
+mod signals;
 mod unwind;
 
 pub use program::{Program, ProgramError};
+pub use signals::{PreemptSample, RuntimeSignals};
 
 use gostall_goruntime::layout::{gstatus, pstatus_name};
 use gostall_goruntime::{self as rt};
@@ -94,6 +96,11 @@ pub struct MRecord {
     pub isextra: bool,
     /// An extra M whose thread is back in C with no Go frames (`m.isExtraInC`).
     pub extra_in_c: bool,
+    /// `m.signalPending`: a preemption signal was sent and Go's handler has not acknowledged it.
+    /// `None` when the binary's DWARF does not describe the field.
+    pub signal_pending: Option<bool>,
+    /// `m.preemptGen`: preemption signals acknowledged so far.
+    pub preempt_gen: u32,
 }
 
 /// What extraction returns beside the snapshot: raw addresses callers need to join threads.
@@ -830,6 +837,8 @@ impl<'p> Program<'p> {
                 incgo: u8_at(&buf, ml.incgo) != 0,
                 isextra: ml.isextra.is_some_and(|o| u8_at(&buf, o) != 0),
                 extra_in_c: ml.is_extra_in_c.is_some_and(|o| u8_at(&buf, o) != 0),
+                signal_pending: ml.signal_pending.map(|o| u32_at(&buf, o) != 0),
+                preempt_gen: ml.preempt_gen.map_or(0, |o| u32_at(&buf, o)),
             });
             m = u64_at(&buf, ml.alllink);
         }

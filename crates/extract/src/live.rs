@@ -7,7 +7,8 @@ use crate::native::{self, NativeUnwinder, StackCopy, StartRegs};
 use crate::{Extra, ExtractError, Options, Program, ProgramError};
 use gostall_binfmt::GoBinary;
 use gostall_model::{
-    LiveMeta, Snapshot, SourceInfo, SourceKind, SyscallFacts, ThreadFacts, ThreadOrigin,
+    LiveMeta, SignalFacts, Snapshot, SourceInfo, SourceKind, SyscallFacts, ThreadFacts,
+    ThreadOrigin,
 };
 use gostall_target::{AccessError, LiveProcess, Memory, Pause, ReadReq, TargetError, Threads};
 use rustc_hash::FxHashMap;
@@ -344,6 +345,8 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
     }
     meta.reread = extra.reread;
     meta.inconsistent = extra.inconsistent;
+    // Signal dispositions and the runtime's signal records, first sample.
+    let mut signals = read_signal_facts(&prog, &bin, &proc, pid);
     if !opts.sample_interval.is_zero() {
         std::thread::sleep(opts.sample_interval);
         if let Ok(later) = prog.sample_schedticks(&proc) {
@@ -351,6 +354,7 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
                 p.schedtick_later = later.iter().find(|(id, _)| *id == p.id).map(|(_, t)| *t);
             }
         }
+        second_signal_sample(&prog, &bin, &proc, pid, &extra, &mut snap, &mut signals);
         // A P that ran the same goroutine through the whole interval while work waited: its
         // goroutine's stack is only in its thread's registers. Pause briefly to read them.
         if !opts.pause && !opts.auto_pause_cap.is_zero() {
@@ -404,6 +408,7 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
     }
     snap.process.threads_created = Some(snap.threads.len() as u64);
     snap.memory = memory;
+    snap.signals = signals;
     snap.live = Some(meta);
     Ok(snap)
 }
@@ -567,6 +572,85 @@ fn sample_memory(
     }
 }
 
+/// Process-wide dispositions (`/proc/PID/status`) and the runtime's signal records; `None` when
+/// the status file cannot be read.
+fn read_signal_facts(
+    prog: &Program<'_>,
+    bin: &GoBinary<'_>,
+    proc: &LiveProcess,
+    pid: i32,
+) -> Option<SignalFacts> {
+    let st = gostall_target::procfs::status(pid).ok()?;
+    let rt = prog.read_signals(proc);
+    let forwarded = rt
+        .forwarded
+        .iter()
+        .map(|&(sig, addr)| {
+            // Handlers in the executable (C code linked into a cgo program) are named from its
+            // symbol table; handlers in shared libraries stay unnamed here.
+            let sym = bin.symbol_at(addr.wrapping_sub(prog.bias)).map(|(n, off)| {
+                if off == 0 {
+                    n.to_string()
+                } else {
+                    format!("{n}+{off:#x}")
+                }
+            });
+            (sig, addr, sym)
+        })
+        .collect();
+    Some(SignalFacts {
+        ignored: st.sig_ign,
+        caught: st.sig_cgt,
+        shared_pending: st.shd_pnd,
+        go_handled: rt.go_handled,
+        forwarded,
+        async_preempt_off: rt.async_preempt_off,
+        cpu_profile_hz: rt.cpu_profile_hz,
+        cpu_profiler_linked: prog.sym.cpu_profiler_linked,
+    })
+}
+
+/// The second look, one sample interval after the first: thread masks (kept only where a signal
+/// stayed blocked or pending: Go blocks everything on a thread for moments), every M's
+/// preemption-signal state (stuck when `signalPending` stayed set and `preemptGen` did not
+/// move, i.e. Go's handler did not run), and the process dispositions.
+fn second_signal_sample(
+    prog: &Program<'_>,
+    bin: &GoBinary<'_>,
+    proc: &LiveProcess,
+    pid: i32,
+    extra: &Extra,
+    snap: &mut Snapshot,
+    signals: &mut Option<SignalFacts>,
+) {
+    let later = prog.sample_preempt(proc);
+    let by_tid: rustc_hash::FxHashMap<u64, &crate::MRecord> =
+        extra.ms.iter().map(|m| (m.procid, m)).collect();
+    for t in &mut snap.threads {
+        if t.sig_blocked | t.sig_pending != 0 {
+            // A thread gone by now (an exiting thread blocks everything) confirms nothing.
+            let (blk, pnd) = gostall_target::procfs::thread_status(pid, t.tid)
+                .map_or((0, 0), |st| (st.sig_blk, st.sig_pnd));
+            t.sig_blocked &= blk;
+            t.sig_pending &= pnd;
+        }
+        let Some(m) = by_tid.get(&(t.tid as u64)) else {
+            continue;
+        };
+        t.preempt_signal_stuck = m.signal_pending == Some(true)
+            && later
+                .iter()
+                .any(|&(addr, pending, gen)| addr == m.addr && pending && gen == m.preempt_gen);
+    }
+    if let (Some(first), Some(second)) = (signals.as_mut(), read_signal_facts(prog, bin, proc, pid))
+    {
+        first.ignored &= second.ignored;
+        first.caught |= second.caught;
+        first.shared_pending &= second.shared_pending;
+        first.go_handled &= second.go_handled;
+    }
+}
+
 fn join_threads(snap: &mut Snapshot, extra: &Extra, threads: &[gostall_target::ThreadInfo]) {
     let by_tid: rustc_hash::FxHashMap<u64, &crate::MRecord> =
         extra.ms.iter().map(|m| (m.procid, m)).collect();
@@ -587,7 +671,14 @@ fn join_threads(snap: &mut Snapshot, extra: &Extra, threads: &[gostall_target::T
             locked_goroutine: locked,
             p: m.and_then(|m| extra.p_addr_to_id.get(&m.p).copied()),
             spinning: m.is_some_and(|m| m.spinning),
-            in_cgo: m.is_some_and(|m| m.incgo),
+            in_cgo: m.is_some_and(|m| m.incgo || m.extra_in_c),
+            origin: match m {
+                None => ThreadOrigin::Foreign,
+                Some(m) if m.isextra => ThreadOrigin::CCallback,
+                Some(_) => ThreadOrigin::Go,
+            },
+            sig_blocked: t.sig_blocked,
+            sig_pending: t.sig_pending,
             syscall: t.syscall.as_ref().map(|s| SyscallFacts {
                 nr: s.nr,
                 name: gostall_target::syscalls::name(s.nr).map(str::to_string),
@@ -598,11 +689,6 @@ fn join_threads(snap: &mut Snapshot, extra: &Extra, threads: &[gostall_target::T
             kernel_stack: t.kernel_stack.clone().unwrap_or_default(),
             cpu_ns: t.cpu_time().as_nanos() as u64,
             ctx_switches: (t.voluntary_ctxt_switches, t.nonvoluntary_ctxt_switches),
-            origin: match m {
-                None => ThreadOrigin::Foreign,
-                Some(m) if m.isextra => ThreadOrigin::CCallback,
-                Some(_) => ThreadOrigin::Go,
-            },
             ..Default::default()
         });
     }

@@ -2,7 +2,7 @@
 //! of the runtime's globals (load bias applied), and the wait-reason strings of this Go version.
 
 use gostall_binfmt::{BinError, GoBinary, Pclntab};
-use gostall_goruntime::layout::{LayoutError, RuntimeLayout};
+use gostall_goruntime::layout::{signal_symbols, LayoutError, RuntimeLayout};
 use gostall_target::Memory;
 
 /// Why a binary cannot be read as a supported Go program.
@@ -73,6 +73,16 @@ pub struct Symbols {
     pub gc_controller: Option<u64>,
     /// `runtime.mheap_` (the heap, with its list of arenas).
     pub mheap: Option<u64>,
+    /// `runtime.handlingSig` (address, size).
+    pub handling_sig: Option<(u64, u64)>,
+    /// `runtime.fwdSig` (address, size).
+    pub fwd_sig: Option<(u64, u64)>,
+    /// `runtime.debug` (the `GODEBUG` settings).
+    pub debug: Option<u64>,
+    /// `runtime.prof` (the CPU profiler's rate).
+    pub prof: Option<u64>,
+    /// The CPU profiler can be started: its entry point is linked in.
+    pub cpu_profiler_linked: bool,
 }
 
 /// A Go program ready to be read.
@@ -133,6 +143,15 @@ impl<'p> Program<'p> {
             memstats: sym("runtime.memstats").ok(),
             gc_controller: sym("runtime.gcController").ok(),
             mheap: sym("runtime.mheap_").ok(),
+            handling_sig: bin
+                .symbol(signal_symbols::HANDLING_SIG)
+                .map(|s| (s.addr + bias, s.size)),
+            fwd_sig: bin
+                .symbol(signal_symbols::FWD_SIG)
+                .map(|s| (s.addr + bias, s.size)),
+            debug: bin.symbol(signal_symbols::DEBUG).map(|s| s.addr + bias),
+            prof: bin.symbol(signal_symbols::PROF).map(|s| s.addr + bias),
+            cpu_profiler_linked: bin.symbol(signal_symbols::CPU_PROFILER_ENTRY).is_some(),
         };
         let wait_reasons = symbols
             .wait_reason_strings

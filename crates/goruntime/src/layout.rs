@@ -67,6 +67,11 @@ pub struct MLayout {
     /// `m.isExtraInC`: such an M whose thread is back in C with no Go frames.
     pub is_extra_in_c: Option<u64>,
     pub alllink: u64,
+    /// `m.signalPending` (`atomic.Uint32`): set by `preemptM` when it sends the preemption
+    /// signal, cleared only by Go's signal handler (`doSigPreempt`).
+    pub signal_pending: Option<u64>,
+    /// `m.preemptGen` (`atomic.Uint32`): preemption signals Go's handler has acknowledged.
+    pub preempt_gen: Option<u64>,
 }
 
 /// Offsets of `runtime.p` members.
@@ -199,6 +204,33 @@ pub fn untag_poll_desc(data: u64, go_minor: u32) -> u64 {
     (((data as i64) >> tag_bits) << align) as u64
 }
 
+/// Where the runtime records its signal state (`runtime/signal_unix.go`, `runtime1.go`,
+/// `proc.go`): global variables located by symbol, fields inside them from DWARF.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SignalLayout {
+    /// Offset of `asyncpreemptoff` (int32) in the `runtime.debug` variable (`GODEBUG`
+    /// settings), found through the variable's anonymous struct type.
+    pub debug_asyncpreemptoff: Option<u64>,
+    /// Offset of `hz` (`atomic.Int32`, the CPU profiling rate; 0 when off) in `runtime.prof`.
+    pub prof_hz: Option<u64>,
+}
+
+/// Global variables of the runtime's signal handling, by symbol name. The same in Go 1.21–1.27.
+pub mod signal_symbols {
+    /// `[_NSIG]uint32`, indexed by signal number: non-zero while Go's own handler is installed.
+    pub const HANDLING_SIG: &str = "runtime.handlingSig";
+    /// `[_NSIG]uintptr`: the handler found before Go installed its own (0 `SIG_DFL`, 1
+    /// `SIG_IGN`, else an address), to which Go forwards signals it does not want.
+    pub const FWD_SIG: &str = "runtime.fwdSig";
+    /// The `GODEBUG` settings struct.
+    pub const DEBUG: &str = "runtime.debug";
+    /// `struct { signalLock; hz }`: the CPU profiler's state.
+    pub const PROF: &str = "runtime.prof";
+    /// Linked only when something can start the CPU profiler (`runtime/pprof.StartCPUProfile`,
+    /// which `net/http/pprof` reaches): dead-code elimination drops it otherwise.
+    pub const CPU_PROFILER_ENTRY: &str = "runtime.SetCPUProfileRate";
+}
+
 /// Every offset the extractor needs, for one binary.
 #[derive(Debug, Clone)]
 #[allow(missing_docs)]
@@ -212,6 +244,7 @@ pub struct RuntimeLayout {
     pub poll_desc: Option<PollDescLayout>,
     pub sema: Option<SemaLayout>,
     pub mem: MemLayout,
+    pub signals: SignalLayout,
 }
 
 struct Types<'a>(&'a Dwarf);
@@ -325,6 +358,8 @@ impl RuntimeLayout {
             isextra: t.try_off("runtime.m", "isextra"),
             is_extra_in_c: t.try_off("runtime.m", "isExtraInC"),
             alllink: t.off("runtime.m", "alllink")?,
+            signal_pending: t.try_off("runtime.m", "signalPending"),
+            preempt_gen: t.try_off("runtime.m", "preemptGen"),
         };
         let p = PLayout {
             size: t.size("runtime.p")?,
@@ -385,8 +420,18 @@ impl RuntimeLayout {
                 treap,
             });
         let mem = mem_layout(&t);
+        // Both variables have anonymous struct types; DWARF spells the type out as its name.
+        let var_field = |var: &str, field: &str| {
+            let ty = d.variable_type(var)?;
+            t.try_off(&ty, field)
+        };
+        let signals = SignalLayout {
+            debug_asyncpreemptoff: var_field(signal_symbols::DEBUG, "asyncpreemptoff"),
+            prof_hz: var_field(signal_symbols::PROF, "hz"),
+        };
         Ok(RuntimeLayout {
             mem,
+            signals,
             sema,
             poll_desc,
             g,

@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod layout;
+pub mod signals;
 
 use gostall_model::{GoState, WaitReason};
 

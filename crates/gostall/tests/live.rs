@@ -1,6 +1,7 @@
 //! Live attach end to end: every corpus scenario is started and diagnosed with `--pid`, in three
 //! builds (default, `-buildmode=pie`, `CGO_ENABLED=0`), on Go 1.21.13 and 1.27.3 by default
-//! (`GOSTALL_GO_VERSIONS=all` for the seven). Plus the safety tests: repeated pause/resume under
+//! (`GOSTALL_GO_VERSIONS=all` for the seven). Plus the signal facts of a healthy program and of
+//! the two whose C libraries take SIGURG away, and the safety tests: repeated pause/resume under
 //! request load fails no request, and a gostall killed while holding the target paused leaves it
 //! running.
 
@@ -147,6 +148,99 @@ fn scenario(name: &str) -> Scenario {
         .into_iter()
         .find(|s| s.name == name)
         .unwrap()
+}
+
+fn mask(v: &Value) -> u64 {
+    v.as_str()
+        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+        .unwrap_or_else(|| panic!("not a mask: {v}"))
+}
+
+fn diagnose_json(pid: i32) -> Value {
+    let out = gostall(&["diagnose", "--pid", &pid.to_string(), "--format", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// The raw signal facts of a live read: the runtime's records (handlers Go installed, handlers it
+/// forwards to, named from the executable's symbols) and per-thread masks and preemption state —
+/// in a healthy program, and in the two programs whose C libraries take SIGURG away.
+#[test]
+fn live_signal_facts() {
+    const URG: u64 = 1 << 22;
+    const SEGV: u64 = 1 << 10;
+    let needed = URG | SEGV | (1 << 26) | (1 << 6) | (1 << 7) | (1 << 3) | (1 << 4);
+    for version in corpus::versions_from_env() {
+        let bin = corpus::build(&version).unwrap();
+        let go_threads = |doc: &Value| -> Vec<Value> {
+            doc["threads"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|t| !t["m"].is_null() && t["in_cgo"] == false)
+                .cloned()
+                .collect()
+        };
+
+        let r = corpus::start(&bin, &scenario("control-idle-server"), Stdio::null()).unwrap();
+        let doc = diagnose_json(r.pid());
+        let sig = &doc["signals"];
+        assert_eq!(
+            mask(&sig["go_handled"]) & (URG | SEGV),
+            URG | SEGV,
+            "Go {version}: {sig}"
+        );
+        assert_eq!(
+            mask(&sig["caught"]) & mask(&sig["go_handled"]),
+            mask(&sig["go_handled"])
+        );
+        assert_eq!(sig["async_preempt_off"], false);
+        assert_eq!(sig["cpu_profiler_linked"], true, "net/http/pprof is linked");
+        for t in go_threads(&doc) {
+            assert_eq!(mask(&t["sig_blocked"]) & needed, 0, "Go {version}: {t}");
+            assert_eq!(t["preempt_signal_stuck"], false, "Go {version}: {t}");
+            assert_eq!(t["origin"], "go");
+        }
+        drop(r);
+
+        let r = corpus::start(&bin, &scenario("cgo-sigurg-blocked"), Stdio::null()).unwrap();
+        let doc = diagnose_json(r.pid());
+        let fwd = doc["signals"]["forwarded"].as_array().unwrap();
+        assert!(
+            fwd.iter()
+                .any(|f| f["signal"] == 11 && f["symbol"] == "feed_crash_report"),
+            "Go {version}: the C crash reporter installed before Go: {fwd:?}"
+        );
+        let stuck: Vec<Value> = go_threads(&doc)
+            .into_iter()
+            .filter(|t| t["preempt_signal_stuck"] == true)
+            .collect();
+        assert!(
+            stuck.iter().any(|t| mask(&t["sig_blocked"]) & URG != 0
+                && mask(&t["sig_pending"]) & URG != 0
+                && !t["locked_goroutine"].is_null()),
+            "Go {version}: the poller's thread blocks SIGURG with a preemption stuck: {stuck:?}"
+        );
+        drop(r);
+
+        let r = corpus::start(&bin, &scenario("cgo-signal-handler"), Stdio::null()).unwrap();
+        let doc = diagnose_json(r.pid());
+        assert_ne!(mask(&doc["signals"]["caught"]) & URG, 0);
+        let stuck: Vec<Value> = go_threads(&doc)
+            .into_iter()
+            .filter(|t| t["preempt_signal_stuck"] == true)
+            .collect();
+        assert!(
+            stuck
+                .iter()
+                .any(|t| mask(&t["sig_blocked"]) & URG == 0 && !t["locked_goroutine"].is_null()),
+            "Go {version}: the session thread's preemption went to the C handler: {stuck:?}"
+        );
+    }
 }
 
 fn thread_states(pid: i32) -> Vec<char> {

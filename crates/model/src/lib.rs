@@ -59,7 +59,7 @@ pub struct ThreadFacts {
     pub p: Option<i32>,
     /// The M is spinning looking for work.
     pub spinning: bool,
-    /// The M is in a cgo call.
+    /// The M is running C code: in a cgo call, or an extra M whose C thread is back in C.
     pub in_cgo: bool,
     /// Current system call number and arguments (`/proc/…/syscall`), when blocked in one.
     pub syscall: Option<SyscallFacts>,
@@ -78,9 +78,12 @@ pub struct ThreadFacts {
     pub native_stack: Vec<NativeFrame>,
     /// Why `native_stack` is empty or cut short, when it is.
     pub native_note: Option<String>,
-    /// Signals blocked in this thread (`SigBlk`), bit `n-1` for signal `n`.
+    /// Signals blocked in this thread (`SigBlk`), bit `n-1` for signal `n`. When the live reader
+    /// took two samples, only the signals blocked at both (Go blocks everything for moments).
+    #[serde(serialize_with = "ser_mask")]
     pub sig_blocked: u64,
-    /// Signals pending for this thread alone (`SigPnd`).
+    /// Signals pending for this thread alone (`SigPnd`); with two samples, pending at both.
+    #[serde(serialize_with = "ser_mask")]
     pub sig_pending: u64,
     /// For a thread waiting on a futex whose word looks like a glibc `pthread_mutex_t`, the thread
     /// that owns that mutex (its `__owner` field, or the owner bits of a priority-inheritance
@@ -125,19 +128,64 @@ pub struct NativeFrame {
 }
 
 /// Process-wide signal state of a live process and what the Go runtime recorded about it.
+///
+/// With two samples, a signal counts as ignored, pending or Go-handled only when it was so at
+/// both, and as caught when it was caught at either (a disposition that changed in between is not
+/// reported as lost).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SignalFacts {
     /// Signals ignored process-wide (`SigIgn`), bit `n-1` for signal `n`.
+    #[serde(serialize_with = "ser_mask")]
     pub ignored: u64,
     /// Signals with a handler installed (`SigCgt`).
+    #[serde(serialize_with = "ser_mask")]
     pub caught: u64,
     /// Signals pending for the whole process (`ShdPnd`).
+    #[serde(serialize_with = "ser_mask")]
     pub shared_pending: u64,
     /// Signals the Go runtime installed its own handler for (`runtime.handlingSig`).
+    #[serde(serialize_with = "ser_mask")]
     pub go_handled: u64,
     /// Handlers that were installed before the Go runtime and that it forwards to
     /// (`runtime.fwdSig`): signal number, handler address and its symbol when known.
+    #[serde(serialize_with = "ser_forwarded")]
     pub forwarded: Vec<(u32, u64, Option<String>)>,
+    /// Asynchronous preemption is off (`GODEBUG=asyncpreemptoff=1`): Go sends no SIGURG.
+    pub async_preempt_off: bool,
+    /// The CPU profiler is running now (`runtime.prof.hz`), samples per second; 0 when off.
+    pub cpu_profile_hz: u32,
+    /// The program can start the CPU profiler (the profiler's entry point is linked in, e.g. by
+    /// `net/http/pprof` or `runtime/pprof`).
+    pub cpu_profiler_linked: bool,
+}
+
+/// Signal masks as JSON strings in the kernel's notation (`"0x0000000000400000"`): 64-bit
+/// numbers do not survive JSON readers that use doubles.
+fn ser_mask<S: serde::Serializer>(mask: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{mask:#018x}"))
+}
+
+fn ser_forwarded<S: serde::Serializer>(
+    v: &[(u32, u64, Option<String>)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    #[derive(Serialize)]
+    struct Fwd<'a> {
+        signal: u32,
+        handler: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        symbol: Option<&'a str>,
+    }
+    let mut seq = s.serialize_seq(Some(v.len()))?;
+    for (signal, addr, sym) in v {
+        seq.serialize_element(&Fwd {
+            signal: *signal,
+            handler: format!("{addr:#x}"),
+            symbol: sym.as_deref(),
+        })?;
+    }
+    seq.end()
 }
 
 /// Resident memory of a live process split into what the Go runtime manages and the rest.

@@ -26,6 +26,7 @@ struct Doc<'a> {
     threads: &'a [gostall_model::ThreadFacts],
     procs: &'a [gostall_model::ProcFacts],
     scheduler: &'a Option<gostall_model::SchedFacts>,
+    signals: &'a Option<gostall_model::SignalFacts>,
     live: &'a Option<gostall_model::LiveMeta>,
     memory: Option<JMemory<'a>>,
 }
@@ -282,6 +283,7 @@ pub fn write(r: &Report<'_>, goroutines: bool, out: &mut dyn Write) -> io::Resul
         threads: &snap.threads,
         procs: &snap.procs,
         scheduler: &snap.scheduler,
+        signals: &snap.signals,
         live: &snap.live,
         memory: snap.memory.as_ref().map(memory),
     };

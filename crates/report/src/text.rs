@@ -177,6 +177,9 @@ fn write_process(w: &mut dyn Write, snap: &Snapshot, st: &Styles) -> io::Result<
                 .style(st.dim)
             )?;
         }
+        if let Some(line) = signal_summary(snap) {
+            writeln!(w, "  {}", line.style(st.dim))?;
+        }
     }
     if let Some(m) = &snap.memory {
         writeln!(w, "  {}", memory_line(m).style(st.dim))?;
@@ -575,6 +578,7 @@ fn write_threads(
         if let Some(wc) = t.wchan.as_deref().filter(|w| !w.is_empty() && *w != "0") {
             d.push_str(&format!(", wchan {wc}"));
         }
+        d.push_str(&signal_note(snap, t));
         parts.push(d);
     }
     let more = tids.len().saturating_sub(parts.len());
@@ -592,6 +596,79 @@ fn write_threads(
         )
         .style(st.dim)
     )
+}
+
+/// The signals Go needs on its threads, given what the snapshot says about async preemption.
+fn needed_signals(snap: &Snapshot) -> u64 {
+    let async_preempt = !snap.signals.as_ref().is_some_and(|s| s.async_preempt_off);
+    gostall_goruntime::signals::needed_unblocked(async_preempt)
+}
+
+/// Live: `, blocks SIGURG, preemption signal stuck` for a thread of an M that blocks signals the
+/// Go runtime needs, or whose preemption request went unanswered; empty otherwise.
+fn signal_note(snap: &Snapshot, t: &gostall_model::ThreadFacts) -> String {
+    if t.m.is_none() {
+        return String::new();
+    }
+    let mut s = String::new();
+    let blocked = t.sig_blocked & needed_signals(snap);
+    if blocked != 0 {
+        s.push_str(&format!(
+            ", blocks {}",
+            gostall_goruntime::signals::mask_names(blocked)
+        ));
+    }
+    if t.preempt_signal_stuck {
+        s.push_str(", preemption signal stuck");
+    }
+    s
+}
+
+/// Live: one line naming the Go threads that block signals the runtime needs, and the signals Go
+/// handles that the process no longer catches; `None` when there are none.
+fn signal_summary(snap: &Snapshot) -> Option<String> {
+    use gostall_goruntime::signals as sig;
+    let needed = needed_signals(snap);
+    let mut by_sig: Vec<(u32, Vec<i32>)> = Vec::new();
+    let mut stuck = Vec::new();
+    for t in snap.threads.iter().filter(|t| t.m.is_some()) {
+        for s in sig::in_mask(t.sig_blocked & needed) {
+            match by_sig.iter_mut().find(|e| e.0 == s) {
+                Some(e) => e.1.push(t.tid),
+                None => by_sig.push((s, vec![t.tid])),
+            }
+        }
+        if t.preempt_signal_stuck {
+            stuck.push(t.tid);
+        }
+    }
+    let list = |tids: &[i32]| {
+        let shown: Vec<String> = tids.iter().take(4).map(|t| t.to_string()).collect();
+        let more = tids.len().saturating_sub(shown.len());
+        format!(
+            "{}{}",
+            shown.join(" "),
+            if more > 0 {
+                format!(" +{more}")
+            } else {
+                String::new()
+            }
+        )
+    };
+    let mut parts: Vec<String> = by_sig
+        .iter()
+        .map(|(s, tids)| format!("{} blocked on Go threads {}", sig::name(*s), list(tids)))
+        .collect();
+    if !stuck.is_empty() {
+        parts.push(format!("preemption signal stuck on {}", list(&stuck)));
+    }
+    if let Some(sf) = &snap.signals {
+        let lost = sf.go_handled & !sf.caught;
+        if lost != 0 {
+            parts.push(format!("Go's handler gone for {}", sig::mask_names(lost)));
+        }
+    }
+    (!parts.is_empty()).then(|| format!("signals: {}", parts.join(" · ")))
 }
 
 fn serde_state(s: GoState) -> String {

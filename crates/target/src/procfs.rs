@@ -49,6 +49,10 @@ pub struct ThreadInfo {
     pub processor: Option<u32>,
     /// The pid of the process tracing this thread, 0 when none.
     pub tracer_pid: i32,
+    /// Signals blocked in this thread (`SigBlk`), bit `n-1` for signal `n`.
+    pub sig_blocked: u64,
+    /// Signals pending for this thread alone (`SigPnd`).
+    pub sig_pending: u64,
 }
 
 impl ThreadInfo {
@@ -188,6 +192,17 @@ pub struct ProcStatus {
     pub voluntary_ctxt_switches: u64,
     /// `nonvoluntary_ctxt_switches:`.
     pub nonvoluntary_ctxt_switches: u64,
+    /// `SigPnd:` signals pending for this thread (for a process's status: its main thread), bit
+    /// `n-1` for signal `n`.
+    pub sig_pnd: u64,
+    /// `ShdPnd:` signals pending for the whole process.
+    pub shd_pnd: u64,
+    /// `SigBlk:` signals blocked (in this thread; for a process's status: its main thread).
+    pub sig_blk: u64,
+    /// `SigIgn:` signals ignored (process-wide disposition).
+    pub sig_ign: u64,
+    /// `SigCgt:` signals with a handler installed (process-wide disposition).
+    pub sig_cgt: u64,
 }
 
 /// The fields of `/proc/PID/stat` that gostall uses.
@@ -383,7 +398,17 @@ pub fn thread(pid: i32, tid: i32) -> Result<Option<ThreadInfo>, TargetError> {
         start_ticks: stat.starttime,
         processor: stat.processor,
         tracer_pid: status.tracer_pid,
+        sig_blocked: status.sig_blk,
+        sig_pending: status.sig_pnd,
     }))
+}
+
+/// The status of one thread (`/proc/PID/task/TID/status`), for a second look at fields that
+/// change (signal masks, context switches); `None` when the thread is gone or unreadable.
+pub fn thread_status(pid: i32, tid: i32) -> Option<ProcStatus> {
+    std::fs::read(format!("/proc/{pid}/task/{tid}/status"))
+        .ok()
+        .map(|b| parse_status(&b))
 }
 
 enum Optional {
@@ -485,6 +510,11 @@ pub fn parse_status(b: &[u8]) -> ProcStatus {
             b"CapPrm" => s.cap_prm = hex(val),
             b"CapEff" => s.cap_eff = hex(val),
             b"CapBnd" => s.cap_bnd = hex(val),
+            b"SigPnd" => s.sig_pnd = hex(val),
+            b"ShdPnd" => s.shd_pnd = hex(val),
+            b"SigBlk" => s.sig_blk = hex(val),
+            b"SigIgn" => s.sig_ign = hex(val),
+            b"SigCgt" => s.sig_cgt = hex(val),
             b"Seccomp" => s.seccomp = val.parse().unwrap_or(0),
             b"voluntary_ctxt_switches" => s.voluntary_ctxt_switches = val.parse().unwrap_or(0),
             b"nonvoluntary_ctxt_switches" => {
@@ -617,7 +647,7 @@ mod tests {
 
     #[test]
     fn status_fields() {
-        let s = b"Name:\tgo-app\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t42\nNgid:\t0\nPid:\t43\nPPid:\t1\nTracerPid:\t0\nUid:\t1000\t1000\t1000\t1000\nGid:\t100\t100\t100\t100\nNSpid:\t4242\t7\nCapPrm:\t0000000000000000\nCapEff:\t0000000000080000\nCapBnd:\t000001ffffffffff\nSeccomp:\t2\nvoluntary_ctxt_switches:\t150\nnonvoluntary_ctxt_switches:\t545\n";
+        let s = b"Name:\tgo-app\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t42\nNgid:\t0\nPid:\t43\nPPid:\t1\nTracerPid:\t0\nUid:\t1000\t1000\t1000\t1000\nGid:\t100\t100\t100\t100\nNSpid:\t4242\t7\nCapPrm:\t0000000000000000\nCapEff:\t0000000000080000\nCapBnd:\t000001ffffffffff\nSeccomp:\t2\nvoluntary_ctxt_switches:\t150\nnonvoluntary_ctxt_switches:\t545\nSigQ:\t0/127635\nSigPnd:\t0000000000400000\nShdPnd:\t0000000000000200\nSigBlk:\t0000000000400001\nSigIgn:\t0000000000001000\nSigCgt:\tfffffffe7fc1feff\n";
         let st = parse_status(s);
         assert_eq!(st.name, "go-app");
         assert_eq!(st.state, 'S');
@@ -630,6 +660,13 @@ mod tests {
         assert_eq!(st.seccomp, 2);
         assert_eq!(st.voluntary_ctxt_switches, 150);
         assert_eq!(st.nonvoluntary_ctxt_switches, 545);
+        // SIGURG (23) pending and blocked, SIGHUP (1) blocked, SIGPIPE (13) ignored, SIGUSR1 (10)
+        // pending process-wide.
+        assert_eq!(st.sig_pnd, 1 << 22);
+        assert_eq!(st.sig_blk, (1 << 22) | 1);
+        assert_eq!(st.shd_pnd, 1 << 9);
+        assert_eq!(st.sig_ign, 1 << 12);
+        assert_eq!(st.sig_cgt, 0xfffffffe7fc1feff);
     }
 
     #[test]

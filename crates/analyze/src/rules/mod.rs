@@ -9,5 +9,6 @@ pub mod lock_contention;
 pub mod locked_thread;
 pub mod net_io_wait;
 pub mod scheduler_starvation;
+pub mod signal_conflict;
 pub mod syscall_blocked;
 pub mod thread_explosion;
