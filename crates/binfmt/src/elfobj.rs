@@ -333,6 +333,10 @@ impl ElfObject {
     /// Source file and line of stated address `svma` from the object's DWARF line table; `None`
     /// without DWARF or without a line for it. The DWARF is loaded on the first call.
     pub fn location(&self, svma: u64) -> Option<(String, Option<u32>)> {
+        // addr2line looks up `[svma, svma + 1)` and would overflow at the top of the space.
+        if svma == u64::MAX {
+            return None;
+        }
         let ctx = self.dwarf.get_or_init(|| self.load_dwarf()).as_ref()?;
         let loc = ctx.find_location(svma).ok()??;
         Some((loc.file?.to_string(), loc.line))
@@ -576,6 +580,8 @@ mod tests {
             let (file, line) = obj.location(f).unwrap();
             assert!(file.ends_with(".rs"), "{file}");
             assert!(line.is_some());
+            // The top of the address space (found by fuzzing: addr2line adds one to it).
+            assert!(obj.location(u64::MAX).is_none());
         }
     }
 
