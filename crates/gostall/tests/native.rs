@@ -2,7 +2,8 @@
 //! (default and PIE builds; Go 1.21.13 and 1.27.3 unless `GOSTALL_GO_VERSIONS` says otherwise):
 //! goroutines in cgo calls carry the C frames of their threads, joined into one stack; reading
 //! them never stops or traces a thread unless `--pause` is given; a hundred threads in C are
-//! unwound well within a second.
+//! unwound well within a second; threads a C library created show their C frames, also when they
+//! are stuck in a callback into Go (`cgo-callback-thread`).
 
 use gostall_corpus::{self as corpus, Scenario, Variant};
 use serde_json::Value;
@@ -205,6 +206,65 @@ impl Watcher {
             self.stopped.swap(0, Ordering::Relaxed),
         )
     }
+}
+
+/// Threads a C library created: one that never calls into Go (`foreign`) and three stuck in a
+/// callback into Go (`c_callback`, their C caller found below `runtime.cgocallback`).
+#[test]
+fn threads_created_by_c_show_their_c_frames() {
+    let sc = scenario("cgo-callback-thread");
+    let mut errors = Vec::new();
+    for version in corpus::versions_from_env() {
+        for variant in [Variant::Default, Variant::Pie] {
+            let bin = corpus::build_variant(&version, variant).unwrap_or_else(|e| panic!("{e:#}"));
+            let r = corpus::start(&bin, &sc, Stdio::null()).unwrap();
+            let at = format!("Go {version} {variant:?}");
+            let doc = dump_json(r.pid(), false);
+            let threads = doc["threads"].as_array().unwrap();
+            let frames = |t: &Value| -> Vec<(String, String)> {
+                t["native_stack"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|f| (s(&f["function"]).to_string(), s(&f["file"]).to_string()))
+                    .collect()
+            };
+            let has = |t: &Value, func: &str| {
+                frames(t)
+                    .iter()
+                    .any(|(f, file)| f == func && file.ends_with("events.c"))
+            };
+            let hotplug: Vec<&Value> = threads
+                .iter()
+                .filter(|t| t["name"] == "ev-hotplug")
+                .collect();
+            if hotplug.len() != 1
+                || hotplug[0]["origin"] != "foreign"
+                || !has(hotplug[0], "ev_housekeeping")
+                || !s(&hotplug[0]["syscall"]["name"]).starts_with("poll")
+            {
+                errors.push(format!("{at}: housekeeping thread: {hotplug:?}"));
+            }
+            let workers: Vec<&Value> = threads
+                .iter()
+                .filter(|t| t["name"] == "ev-worker")
+                .collect();
+            if workers.len() != 3 {
+                errors.push(format!("{at}: {} ev-worker threads, want 3", workers.len()));
+            }
+            for t in workers {
+                if t["origin"] != "c_callback" || !has(t, "ev_worker") {
+                    errors.push(format!(
+                        "{at}: callback thread {} ({}): {:?}",
+                        t["tid"],
+                        t["origin"],
+                        frames(t)
+                    ));
+                }
+            }
+        }
+    }
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
 }
 
 #[test]
