@@ -377,8 +377,11 @@ fn c_deadlocks(
                     None => "a C thread".to_string(),
                 },
             };
+            let call = syscall_text(t)
+                .map(|c| format!(" ({c})"))
+                .unwrap_or_default();
             evidence.push(format!(
-                "{who} waits in pthread_mutex_lock for {lock}, held by thread {owner}{} on {}",
+                "{who} waits in pthread_mutex_lock{call} for {lock}, held by thread {owner}{} on {}",
                 g_on.get(&tid).map(|&i| waited(cx.g(i))).unwrap_or_default(),
                 thread_text(t)
             ));
