@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -70,11 +69,7 @@ func main() {
 	harness.WaitUntil("library threads to block in their callbacks", func() bool {
 		return inCallback.Load() == workers
 	}, 150*time.Millisecond)
-	// A collection stamps each blocked goroutine with the start of the previous one
-	// (runtime.g.waitsince), which is how long it has been blocked; the first
-	// collection has no predecessor, so take two.
-	runtime.GC()
-	runtime.GC()
+	harness.StampBlockedTimes()
 	harness.Ready()
 
 	sig := make(chan os.Signal, 1)

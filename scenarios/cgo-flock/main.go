@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -82,11 +81,7 @@ func main() {
 	harness.WaitUntil("exports to block in flock", func() bool {
 		return waiting.Load() == exporters
 	}, 150*time.Millisecond)
-	// A collection stamps each blocked goroutine with the start of the previous one
-	// (runtime.g.waitsince), which is how long it has been blocked; the first
-	// collection has no predecessor, so take two.
-	runtime.GC()
-	runtime.GC()
+	harness.StampBlockedTimes()
 	harness.Ready()
 
 	sig := make(chan os.Signal, 1)

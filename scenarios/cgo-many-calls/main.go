@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -54,11 +53,7 @@ func main() {
 	harness.WaitUntil("requests to block in the geo-IP library", func() bool {
 		return inC.Load() == requests
 	}, 300*time.Millisecond)
-	// A collection stamps each blocked goroutine with the start of the previous one
-	// (runtime.g.waitsince), which is how long it has been blocked; the first
-	// collection has no predecessor, so take two.
-	runtime.GC()
-	runtime.GC()
+	harness.StampBlockedTimes()
 	harness.Ready()
 
 	sig := make(chan os.Signal, 1)

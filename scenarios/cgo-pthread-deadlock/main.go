@@ -14,7 +14,6 @@ import "C"
 import (
 	"os"
 	"os/signal"
-	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -51,11 +50,7 @@ func main() {
 	harness.WaitUntil("both C calls to hold their first lock", func() bool {
 		return C.ledger_first_locks_held() == 2
 	}, 200*time.Millisecond)
-	// A collection stamps each blocked goroutine with the start of the previous one
-	// (runtime.g.waitsince), which is how long it has been blocked; the first
-	// collection has no predecessor, so take two.
-	runtime.GC()
-	runtime.GC()
+	harness.StampBlockedTimes()
 	harness.Ready()
 
 	sig := make(chan os.Signal, 1)

@@ -31,7 +31,7 @@ pub fn group_goroutines(snap: &Snapshot) -> Vec<Group> {
     let mut index: FxHashMap<Key, usize> = FxHashMap::default();
     let mut groups: Vec<Group> = Vec::new();
     for (i, g) in snap.goroutines.iter().enumerate() {
-        let native: Vec<u64> = g.native_stack.iter().map(|f| f.pc).collect();
+        let native: Vec<u64> = snap.native_stack_of(g).iter().map(|f| f.pc).collect();
         let key = (g.stack, g.state, g.wait_reason, native);
         let gi = *index.entry(key).or_insert_with(|| {
             groups.push(Group {

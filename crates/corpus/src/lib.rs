@@ -118,6 +118,18 @@ pub fn manifest() -> Result<Manifest> {
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
+/// The manifest's scenario `name`.
+///
+/// # Errors
+/// When the manifest cannot be read or has no such scenario.
+pub fn scenario(name: &str) -> Result<Scenario> {
+    manifest()?
+        .scenarios
+        .into_iter()
+        .find(|s| s.name == name)
+        .with_context(|| format!("no scenario {name} in scenarios/manifest.json"))
+}
+
 /// Versions to test: `GOSTALL_GO_VERSIONS` (comma-separated, or `all`), else [`DEFAULT_VERSIONS`].
 pub fn versions_from_env() -> Vec<String> {
     match std::env::var("GOSTALL_GO_VERSIONS") {

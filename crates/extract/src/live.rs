@@ -307,7 +307,6 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
             in_c.contains(&tid)
         });
         callback_callers(&prog, &proc, nu, &extra, &mut snap);
-        native::join_goroutines(&mut snap);
         meta.notes.append(&mut nu.notes);
         if crate::timing() {
             eprintln!(
@@ -346,7 +345,8 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
     meta.reread = extra.reread;
     meta.inconsistent = extra.inconsistent;
     // Signal dispositions and the runtime's signal records, first sample.
-    let mut signals = read_signal_facts(&prog, &bin, &proc, pid);
+    let mut signals = read_signal_facts(&prog, &proc, pid);
+    name_handlers(&mut signals, nu.borrow_mut().as_mut(), &prog, &bin);
     if !opts.sample_interval.is_zero() {
         std::thread::sleep(opts.sample_interval);
         if let Ok(later) = prog.sample_schedticks(&proc) {
@@ -354,7 +354,7 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
                 p.schedtick_later = later.iter().find(|(id, _)| *id == p.id).map(|(_, t)| *t);
             }
         }
-        second_signal_sample(&prog, &bin, &proc, pid, &extra, &mut snap, &mut signals);
+        second_signal_sample(&prog, &proc, pid, &extra, &mut snap, &mut signals);
         // A P that ran the same goroutine through the whole interval while work waited: its
         // goroutine's stack is only in its thread's registers. Pause briefly to read them.
         if !opts.pause && !opts.auto_pause_cap.is_zero() {
@@ -574,29 +574,14 @@ fn sample_memory(
 
 /// Process-wide dispositions (`/proc/PID/status`) and the runtime's signal records; `None` when
 /// the status file cannot be read.
-fn read_signal_facts(
-    prog: &Program<'_>,
-    bin: &GoBinary<'_>,
-    proc: &LiveProcess,
-    pid: i32,
-) -> Option<SignalFacts> {
+/// The forwarded handlers are left unnamed: [`name_handlers`] names them once.
+fn read_signal_facts(prog: &Program<'_>, proc: &LiveProcess, pid: i32) -> Option<SignalFacts> {
     let st = gostall_target::procfs::status(pid).ok()?;
     let rt = prog.read_signals(proc);
     let forwarded = rt
         .forwarded
         .iter()
-        .map(|&(sig, addr)| {
-            // Handlers in the executable (C code linked into a cgo program) are named from its
-            // symbol table; handlers in shared libraries stay unnamed here.
-            let sym = bin.symbol_at(addr.wrapping_sub(prog.bias)).map(|(n, off)| {
-                if off == 0 {
-                    n.to_string()
-                } else {
-                    format!("{n}+{off:#x}")
-                }
-            });
-            (sig, addr, sym)
-        })
+        .map(|&(sig, addr)| (sig, addr, None))
         .collect();
     Some(SignalFacts {
         ignored: st.sig_ign,
@@ -610,13 +595,44 @@ fn read_signal_facts(
     })
 }
 
+/// Names the handlers the runtime forwards to by the symbol of whichever mapped object holds them
+/// (the executable's C code or a shared library), as native frames are named; the executable's
+/// own symbol table when the mapped objects could not be read.
+fn name_handlers(
+    signals: &mut Option<SignalFacts>,
+    nu: Option<&mut NativeUnwinder<'_, LiveProcess>>,
+    prog: &Program<'_>,
+    bin: &GoBinary<'_>,
+) {
+    let Some(s) = signals.as_mut() else {
+        return;
+    };
+    let mut nu = nu;
+    for (_, addr, sym) in &mut s.forwarded {
+        *sym = match nu.as_mut() {
+            Some(nu) => nu.code_symbol(*addr),
+            None => bin
+                .symbol_at(addr.wrapping_sub(prog.bias))
+                .map(|(n, off)| symbol_plus(n, off)),
+        };
+    }
+}
+
+/// `name` or `name+0x1c`.
+pub(crate) fn symbol_plus(name: &str, off: u64) -> String {
+    if off == 0 {
+        name.to_string()
+    } else {
+        format!("{name}+{off:#x}")
+    }
+}
+
 /// The second look, one sample interval after the first: thread masks (kept only where a signal
 /// stayed blocked or pending: Go blocks everything on a thread for moments), every M's
 /// preemption-signal state (stuck when `signalPending` stayed set and `preemptGen` did not
 /// move, i.e. Go's handler did not run), and the process dispositions.
 fn second_signal_sample(
     prog: &Program<'_>,
-    bin: &GoBinary<'_>,
     proc: &LiveProcess,
     pid: i32,
     extra: &Extra,
@@ -642,8 +658,7 @@ fn second_signal_sample(
                 .iter()
                 .any(|&(addr, pending, gen)| addr == m.addr && pending && gen == m.preempt_gen);
     }
-    if let (Some(first), Some(second)) = (signals.as_mut(), read_signal_facts(prog, bin, proc, pid))
-    {
+    if let (Some(first), Some(second)) = (signals.as_mut(), read_signal_facts(prog, proc, pid)) {
         first.ignored &= second.ignored;
         first.caught |= second.caught;
         first.shared_pending &= second.shared_pending;
@@ -692,6 +707,7 @@ fn join_threads(snap: &mut Snapshot, extra: &Extra, threads: &[gostall_target::T
             ..Default::default()
         });
     }
+    snap.threads.sort_unstable_by_key(|t| t.tid);
     for g in &mut snap.goroutines {
         g.thread = g_thread.get(&g.id).copied();
     }

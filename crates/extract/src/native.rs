@@ -17,7 +17,7 @@
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
 use framehop::{ExplicitModuleSectionInfo, FrameAddress, Module, Unwinder};
 use gostall_binfmt::{ElfObject, SharedBytes};
-use gostall_model::{NativeFrame, Snapshot, ThreadFacts};
+use gostall_model::{NativeFrame, ThreadFacts};
 use gostall_target::objects::is_object_mapping;
 use gostall_target::{Mapping, Memory, Objects, ReadReq, ThreadInfo};
 use rustc_hash::FxHashMap;
@@ -218,6 +218,15 @@ impl<'a, O: Objects + ?Sized> NativeUnwinder<'a, O> {
     fn object_at(&mut self, pc: u64) -> Option<usize> {
         let i = self.mapping_index(pc)?;
         self.object_of_mapping(i)
+    }
+
+    /// The function symbol of a code address in any mapped object (`handler` or `handler+0x1c`);
+    /// `None` outside mapped objects or where no symbol covers it.
+    pub fn code_symbol(&mut self, addr: u64) -> Option<String> {
+        let o = self.object_at(addr)?;
+        let l = &self.loaded[o];
+        let (name, off) = l.elf.function_at(addr.wrapping_sub(l.bias))?;
+        Some(crate::live::symbol_plus(name, off))
     }
 
     /// The symbol naming a data address of a mapped object (`.data`, `.bss`): `lock_a` or
@@ -427,26 +436,6 @@ pub fn unwind_threads<P: Memory + Objects + ?Sized>(
         t.native_stack = frames;
     }
     n
-}
-
-/// Copies each cgo thread's native frames onto the goroutine whose cgo call it runs.
-pub fn join_goroutines(snap: &mut Snapshot) {
-    let by_tid: FxHashMap<i32, &ThreadFacts> = snap
-        .threads
-        .iter()
-        .filter(|t| t.in_cgo && !t.native_stack.is_empty())
-        .map(|t| (t.tid, t))
-        .collect();
-    if by_tid.is_empty() {
-        return;
-    }
-    for g in &mut snap.goroutines {
-        if let Some(t) = g.thread.and_then(|tid| by_tid.get(&tid)) {
-            if t.goroutine == Some(g.id) {
-                g.native_stack = t.native_stack.clone();
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -142,12 +142,7 @@ fn live_scenarios_are_diagnosed() {
 }
 
 fn scenario(name: &str) -> Scenario {
-    corpus::manifest()
-        .unwrap()
-        .scenarios
-        .into_iter()
-        .find(|s| s.name == name)
-        .unwrap()
+    corpus::scenario(name).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 fn mask(v: &Value) -> u64 {

@@ -42,12 +42,7 @@ fn bin_dir(variant: Variant) -> PathBuf {
 }
 
 fn scenario() -> Scenario {
-    corpus::manifest()
-        .expect("manifest")
-        .scenarios
-        .into_iter()
-        .find(|s| s.name == SCENARIO)
-        .expect("scenario in the manifest")
+    corpus::scenario(SCENARIO).expect("scenario in the manifest")
 }
 
 fn start(variant: Variant) -> corpus::Running {

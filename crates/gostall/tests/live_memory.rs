@@ -26,12 +26,7 @@ fn gostall(args: &[&str]) -> Value {
 }
 
 fn scenario(name: &str) -> Scenario {
-    corpus::manifest()
-        .unwrap()
-        .scenarios
-        .into_iter()
-        .find(|s| s.name == name)
-        .unwrap_or_else(|| panic!("no scenario {name}"))
+    corpus::scenario(name).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// Bytes the scenario's C library holds (allocated − freed), from its own accounting.

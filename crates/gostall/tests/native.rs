@@ -20,12 +20,7 @@ fn gostall(args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 fn scenario(name: &str) -> Scenario {
-    corpus::manifest()
-        .unwrap()
-        .scenarios
-        .into_iter()
-        .find(|s| s.name == name)
-        .unwrap()
+    corpus::scenario(name).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 fn dump_json(pid: i32, pause: bool) -> Value {

@@ -26,7 +26,7 @@ pub struct Snapshot {
     pub contention: Vec<ContentionSample>,
     /// Interned strings, frames and stacks referenced by the fields above.
     pub tables: Tables,
-    /// OS threads, when read from a live process.
+    /// OS threads, when read from a live process, sorted by thread id.
     pub threads: Vec<ThreadFacts>,
     /// The scheduler's Ps, when read from a live process.
     pub procs: Vec<ProcFacts>,
@@ -531,10 +531,6 @@ pub struct Goroutine {
     pub thread: Option<i32>,
     /// Live only: the descriptor it waits on in the netpoller.
     pub net: Option<Box<NetWait>>,
-    /// Live only, goroutines in a cgo call: the C frames of the thread running the call,
-    /// innermost first (a copy of that thread's [`ThreadFacts::native_stack`]); they sit above
-    /// `runtime.cgocall` in one continuous stack. Empty otherwise.
-    pub native_stack: Vec<NativeFrame>,
     /// Index into [`Snapshot::sources`].
     pub source: u16,
 }
@@ -565,7 +561,6 @@ impl Goroutine {
             waiting_on: None,
             thread: None,
             net: None,
-            native_stack: Vec::new(),
         }
     }
 }
@@ -636,6 +631,20 @@ pub struct ContentionSample {
 }
 
 impl Snapshot {
+    /// Live, a goroutine in a cgo call: the C frames of the thread running the call, innermost
+    /// first; they sit above `runtime.cgocall` in one continuous stack. Empty otherwise.
+    pub fn native_stack_of(&self, g: &Goroutine) -> &[NativeFrame] {
+        let Some(tid) = g.thread else {
+            return &[];
+        };
+        match self.threads.binary_search_by_key(&tid, |t| t.tid) {
+            Ok(i) if self.threads[i].in_cgo && self.threads[i].goroutine == Some(g.id) => {
+                &self.threads[i].native_stack
+            }
+            _ => &[],
+        }
+    }
+
     /// Total goroutines, counting aggregated entries by their count.
     pub fn total_goroutines(&self) -> u64 {
         self.goroutines.iter().map(|g| u64::from(g.count)).sum()

@@ -215,7 +215,7 @@ fn goroutine<'a>(snap: &'a Snapshot, g: &'a Goroutine) -> JGoroutine<'a> {
         waiting_on: g.waiting_on.map(|a| format!("{a:#x}")),
         thread: g.thread,
         net: g.net.as_deref(),
-        native_stack: &g.native_stack,
+        native_stack: snap.native_stack_of(g),
     }
 }
 
@@ -274,10 +274,9 @@ pub fn write(r: &Report<'_>, goroutines: bool, out: &mut dyn Write) -> io::Resul
                 locked_to_thread: g.locked,
                 goroutines: &g.ids,
                 stack: frames(snap, g.stack),
-                native_stack: g
-                    .members
-                    .first()
-                    .map_or(&[][..], |&i| &snap.goroutines[i as usize].native_stack),
+                native_stack: g.members.first().map_or(&[][..], |&i| {
+                    snap.native_stack_of(&snap.goroutines[i as usize])
+                }),
             })
             .collect(),
         threads: &snap.threads,

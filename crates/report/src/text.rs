@@ -389,8 +389,9 @@ fn write_groups(w: &mut dyn Write, r: &Report<'_>, opts: &Options, st: &Styles) 
             ids.style(st.dim)
         )?;
         // A cgo call: the C frames of the thread running it come first, one continuous stack.
-        write_native(w, &g0.native_stack, st)?;
-        if g0.native_stack.is_empty() && g.wait_reason == Some(WaitReason::Cgo) {
+        let native = snap.native_stack_of(g0);
+        write_native(w, native, st)?;
+        if native.is_empty() && g.wait_reason == Some(WaitReason::Cgo) {
             if let Some(note) = g0
                 .thread
                 .and_then(|tid| snap.threads.iter().find(|t| t.tid == tid))
@@ -738,10 +739,17 @@ mod tests {
                 Some(("licensed.c", 11)),
             ),
         ];
+        snap.threads.push(ThreadFacts {
+            tid: 7,
+            state: "S".into(),
+            in_cgo: true,
+            goroutine: Some(21),
+            native_stack: native,
+            ..Default::default()
+        });
         snap.goroutines.push(Goroutine {
             state: GoState::Syscall,
             wait_reason: Some(WaitReason::Cgo),
-            native_stack: native.clone(),
             thread: Some(7),
             ..Goroutine::new(21, 1, stack, 0)
         });

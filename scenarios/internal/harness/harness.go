@@ -89,3 +89,12 @@ func WaitUntil(what string, cond func() bool, settle time.Duration) {
 	}
 	time.Sleep(settle)
 }
+
+// StampBlockedTimes runs two garbage collections. A collection stamps each
+// blocked goroutine with the start of the previous one (runtime.g.waitsince),
+// which is how long it has been blocked; the first collection has no
+// predecessor, so it takes two. A long-running program has had many.
+func StampBlockedTimes() {
+	runtime.GC()
+	runtime.GC()
+}

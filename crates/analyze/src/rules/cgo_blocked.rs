@@ -122,14 +122,16 @@ fn waited(g: &Goroutine) -> String {
     }
 }
 
+/// The goroutine's innermost user function, `?` when it has none.
+fn user_func<'c>(cx: &'c Context<'_>, g: &Goroutine) -> &'c str {
+    cx.facts(g)
+        .user_frame
+        .map_or("?", |f| cx.func(cx.snap.tables.frame(f).function))
+}
+
 /// The whole chain of one goroutine in a cgo call.
 fn chain(cx: &Context<'_>, g: &Goroutine, t: Option<&ThreadFacts>, cfunc: &str) -> String {
-    let go = cx
-        .facts(g)
-        .user_frame
-        .map(|f| cx.func(cx.snap.tables.frame(f).function).to_string())
-        .unwrap_or_else(|| "?".into());
-    let mut s = format!("goroutine {} in {go}", g.id);
+    let mut s = format!("goroutine {} in {}", g.id, user_func(cx, g));
     match t {
         Some(t) => {
             match c_function(t) {
@@ -362,11 +364,7 @@ fn c_deadlocks(
                 Some(&i) => {
                     ms.push(i);
                     let g = cx.g(i);
-                    let go = cx
-                        .facts(g)
-                        .user_frame
-                        .map(|f| cx.func(cx.snap.tables.frame(f).function).to_string())
-                        .unwrap_or_else(|| "?".into());
+                    let go = user_func(cx, g);
                     let c = c_function(t)
                         .map(c_frame_text)
                         .unwrap_or_else(|| cfunc_name(cx, g));
