@@ -34,7 +34,7 @@ pub use binary::{GoBinary, Symbol};
 pub use buildinfo::{parse_go_version, BuildInfo, Module};
 pub use dwarf::{Dwarf, StructField, StructLayout};
 pub use elfobj::{ElfObject, LoadSegment, SectionData, SharedBytes, UnwindSections};
-pub use pclntab::{Func, FuncFlag, FuncId, Pclntab, SymFrame};
+pub use pclntab::{FrameMaps, Func, FuncFlag, FuncId, Pclntab, PtrBits, StackObject, SymFrame};
 
 /// Everything that can go wrong when reading a Go binary.
 ///

@@ -12,6 +12,9 @@ use crate::binary::{GoBinary, Memory, Segment};
 use crate::util::{cstr_at, i32_at, u32_at, u64_at, usize_of};
 use crate::BinError;
 
+mod stackmap;
+pub use stackmap::{FrameMaps, PtrBits, StackObject};
+
 /// `abi.Go120PCLnTabMagic`, used by Go 1.20 and later.
 const MAGIC_GO120: u32 = 0xFFFF_FFF1;
 /// Magics of Go 1.2, 1.16 and 1.18, recognised only to report them as unsupported.

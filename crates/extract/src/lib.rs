@@ -15,9 +15,12 @@ pub mod memory;
 pub mod native;
 mod netpoll;
 mod program;
+pub mod proof;
 mod sema;
 mod signals;
+mod stackscan;
 mod unwind;
+mod waits;
 
 pub use program::{Program, ProgramError};
 pub use signals::{PreemptSample, RuntimeSignals};
@@ -118,6 +121,11 @@ pub struct Extra {
     pub inconsistent: u64,
     /// Goroutine headers that could not be read at all.
     pub unreadable: u64,
+    /// Raw records of the goroutines this extraction added to the snapshot, in the same order
+    /// (the reachability proof needs their addresses, stacks and sudogs).
+    pub(crate) graws: Vec<GRaw>,
+    /// Index in the snapshot's goroutine list of the first goroutine this extraction added.
+    pub(crate) first_goroutine: usize,
 }
 
 /// `GOSTALL_TIMING=1` prints where the time goes to stderr.
@@ -173,7 +181,7 @@ fn u8_at(b: &[u8], off: u64) -> u8 {
 
 /// One goroutine's raw fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct GRaw {
+pub(crate) struct GRaw {
     addr: u64,
     goid: u64,
     status: u32,
@@ -629,7 +637,11 @@ impl<'p> Program<'p> {
         let semas = sema::waiters(self, mem);
         let mut reasons: FxHashMap<(StackId, u8, GoState), Option<WaitReason>> =
             FxHashMap::default();
+        extra.first_goroutine = snap.goroutines.len();
+        extra.graws.clear();
+        extra.graws.reserve(built.len());
         for (raw, state, leaked, unavailable, stack) in built {
+            extra.graws.push(raw);
             // Channel waits name their channel in g.waiting's sudog; semaphore waits (locks,
             // WaitGroups) sit in the semaphore table (newer runtimes set g.waiting for them too,
             // with no channel).

@@ -40,6 +40,9 @@ pub struct LiveOptions {
     /// Called before each memory sample with (sample number from 1, samples planned), and with
     /// (0, samples planned) once sampling is over, before the goroutines are read.
     pub progress: Option<fn(u32, u32)>,
+    /// Take the reachability proof (read the heap and mark it), to tell leaked goroutines
+    /// from ones that may still be woken.
+    pub proof: bool,
 }
 
 impl Default for LiveOptions {
@@ -53,6 +56,7 @@ impl Default for LiveOptions {
             memory_interval: Duration::from_secs(1),
             stop: None,
             progress: None,
+            proof: true,
         }
     }
 }
@@ -344,6 +348,16 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
     }
     meta.reread = extra.reread;
     meta.inconsistent = extra.inconsistent;
+    if opts.proof {
+        let t = Instant::now();
+        match prog.prove(&proc, &snap, &extra, &crate::proof::ProofOptions::default()) {
+            Ok(p) => p.apply(&mut snap),
+            Err(e) => meta.notes.push(format!("no reachability proof: {e}")),
+        }
+        if crate::timing() {
+            eprintln!("proof: {:?}", t.elapsed());
+        }
+    }
     // Signal dispositions and the runtime's signal records, first sample.
     let mut signals = read_signal_facts(&prog, &proc, pid);
     name_handlers(&mut signals, nu.borrow_mut().as_mut(), &prog, &bin);

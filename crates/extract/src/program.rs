@@ -83,6 +83,8 @@ pub struct Symbols {
     pub prof: Option<u64>,
     /// The CPU profiler can be started: its entry point is linked in.
     pub cpu_profiler_linked: bool,
+    /// `runtime.firstmoduledata`: head of the module list (data, bss, pointer bitmaps).
+    pub firstmoduledata: Option<u64>,
 }
 
 /// A Go program ready to be read.
@@ -152,6 +154,7 @@ impl<'p> Program<'p> {
             debug: bin.symbol(signal_symbols::DEBUG).map(|s| s.addr + bias),
             prof: bin.symbol(signal_symbols::PROF).map(|s| s.addr + bias),
             cpu_profiler_linked: bin.symbol(signal_symbols::CPU_PROFILER_ENTRY).is_some(),
+            firstmoduledata: sym("runtime.firstmoduledata").ok(),
         };
         let wait_reasons = symbols
             .wait_reason_strings

@@ -15,6 +15,18 @@ const MAX_NODES: usize = 4_000_000;
 
 /// Goroutine address → semaphore address, for every goroutine parked in the semaphore table.
 pub(crate) fn waiters<M: Memory + ?Sized>(prog: &Program<'_>, mem: &M) -> FxHashMap<u64, u64> {
+    waiters_with_sudogs(prog, mem)
+        .into_iter()
+        .map(|(g, (_, elem))| (g, elem))
+        .collect()
+}
+
+/// Goroutine address → (its sudog, semaphore address), for every goroutine parked in the
+/// semaphore table.
+pub(crate) fn waiters_with_sudogs<M: Memory + ?Sized>(
+    prog: &Program<'_>,
+    mem: &M,
+) -> FxHashMap<u64, (u64, u64)> {
     let mut out = FxHashMap::default();
     let (Some(l), Some((table, size))) = (prog.layout.sema, prog.sym.semtable) else {
         return out;
@@ -40,7 +52,7 @@ pub(crate) fn waiters<M: Memory + ?Sized>(prog: &Program<'_>, mem: &M) -> FxHash
         }
         let (g, elem) = (crate::u64_at(&buf, su.g), crate::u64_at(&buf, su.elem));
         if g != 0 && elem != 0 {
-            out.insert(g, elem);
+            out.insert(g, (node, elem));
         }
         for child in [su.prev, su.next, su.waitlink] {
             let c = crate::u64_at(&buf, child);

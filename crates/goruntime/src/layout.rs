@@ -245,6 +245,90 @@ pub struct RuntimeLayout {
     pub sema: Option<SemaLayout>,
     pub mem: MemLayout,
     pub signals: SignalLayout,
+    pub heap: Result<HeapLayout, String>,
+    pub sync: SyncLayout,
+}
+
+/// Where the `sync` types keep their semaphores and wait lists, to turn the semaphore address a
+/// goroutine waits on into the object it belongs to, and to find a `Cond` waiter's list. Each
+/// member is `None` when the program does not use the type (its DWARF does not describe it).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SyncLayout {
+    /// `sync.Mutex`: offset of the semaphore (`sema`, or `mu.sema` from Go 1.24).
+    pub mutex_sema: Option<u64>,
+    /// `sync.RWMutex`: offsets of `w` (its writers' mutex), `writerSem` and `readerSem`.
+    pub rw_w: Option<u64>,
+    /// See [`SyncLayout::rw_w`].
+    pub rw_writer_sem: Option<u64>,
+    /// See [`SyncLayout::rw_w`].
+    pub rw_reader_sem: Option<u64>,
+    /// `sync.RWMutex.readerCount` (number of readers, minus `rwmutexMaxReaders` while a writer
+    /// is pending).
+    pub rw_reader_count: Option<u64>,
+    /// `sync.WaitGroup`: offsets of `state` (counter in the high 32 bits) and `sema`.
+    pub wg_state: Option<u64>,
+    /// See [`SyncLayout::wg_state`].
+    pub wg_sema: Option<u64>,
+    /// `sync.Cond.notify`: the `runtime.notifyList` inside a `Cond`.
+    pub cond_notify: Option<u64>,
+    /// `runtime.notifyList.head`: the first parked waiter's sudog (chained through `next`).
+    pub notify_head: Option<u64>,
+}
+
+/// Where the heap keeps its spans and the binary its pointer bitmaps (`runtime/mheap.go`,
+/// `mbitmap.go`, `symtab.go`): what the reachability mark needs. Built only when every member is
+/// described; otherwise [`RuntimeLayout::heap`] says which one is missing.
+#[derive(Debug, Clone)]
+pub struct HeapLayout {
+    /// `mheap.arenas`: the L1 array of pointers to L2 arrays of `*heapArena`.
+    pub mheap_arenas: u64,
+    /// `heapArena.spans`: `[pagesPerArena]*mspan`.
+    pub arena_spans: u64,
+    /// Heap page size (`_PageSize`).
+    pub page_size: u64,
+    /// `heapArenaBytes`.
+    pub arena_bytes: u64,
+    /// `arenaBaseOffset`.
+    pub arena_base_offset: u64,
+    /// `sizeof(mspan)`.
+    pub span_size: u64,
+    /// `mspan.startAddr`.
+    pub span_start: u64,
+    /// `mspan.npages`.
+    pub span_npages: u64,
+    /// `mspan.elemsize`.
+    pub span_elemsize: u64,
+    /// `mspan.nelems` and its width in bytes (uintptr up to Go 1.21, uint16 after).
+    pub span_nelems: (u64, u64),
+    /// `mspan.spanclass` (uint8: size class << 1 | noscan).
+    pub span_class: u64,
+    /// `mspan.state` (a `uint8` inside atomic wrappers).
+    pub span_state: u64,
+    /// `mspan.specials` (finalizers and cleanups hang here).
+    pub span_specials: u64,
+    /// `special.offset` and its width.
+    pub special_offset: (u64, u64),
+    /// `special.kind`.
+    pub special_kind: u64,
+    /// `sizeof(special)`: the kind-specific record follows it.
+    pub special_size: u64,
+    /// `_KindSpecialFinalizer`.
+    pub kind_finalizer: u8,
+    /// `_KindSpecialCleanup` (Go 1.24+).
+    pub kind_cleanup: Option<u8>,
+    /// `moduledata.data`, `edata`, `bss`, `ebss`.
+    pub md_data: [u64; 4],
+    /// `moduledata.gcdatamask` and `gcbssmask` (`bitvector{n int32; bytedata *uint8}`).
+    pub md_masks: [u64; 2],
+    /// `moduledata.next`.
+    pub md_next: u64,
+    /// `moduledata.rodata`: the base of stack objects' pointer bitmaps.
+    pub md_rodata: Option<u64>,
+    /// `mSpanInUse`: spans of garbage-collected heap objects.
+    pub span_in_use: u8,
+    /// `sudog.c` and `sudog.elem` as (offset, size): the slots Go's leak detector hides from the
+    /// mark for blocked goroutines (both words of a `maybeTraceablePtr`).
+    pub sudog_hidden: [(u64, u64); 2],
 }
 
 struct Types<'a>(&'a Dwarf);
@@ -420,6 +504,7 @@ impl RuntimeLayout {
                 treap,
             });
         let mem = mem_layout(&t);
+        let heap = heap_layout(&t, &mem);
         // Both variables have anonymous struct types; DWARF spells the type out as its name.
         let var_field = |var: &str, field: &str| {
             let ty = d.variable_type(var)?;
@@ -429,7 +514,22 @@ impl RuntimeLayout {
             debug_asyncpreemptoff: var_field(signal_symbols::DEBUG, "asyncpreemptoff"),
             prof_hz: var_field(signal_symbols::PROF, "hz"),
         };
+        let sync = SyncLayout {
+            mutex_sema: t
+                .try_off("sync.Mutex", "sema")
+                .or_else(|| t.try_off("sync.Mutex", "mu.sema")),
+            rw_w: t.try_off("sync.RWMutex", "w"),
+            rw_writer_sem: t.try_off("sync.RWMutex", "writerSem"),
+            rw_reader_sem: t.try_off("sync.RWMutex", "readerSem"),
+            rw_reader_count: t.try_int_off("sync.RWMutex", "readerCount"),
+            wg_state: t.try_int_off("sync.WaitGroup", "state"),
+            wg_sema: t.try_off("sync.WaitGroup", "sema"),
+            cond_notify: t.try_off("sync.Cond", "notify"),
+            notify_head: t.try_off("runtime.notifyList", "head"),
+        };
         Ok(RuntimeLayout {
+            sync,
+            heap,
             mem,
             signals,
             sema,
@@ -442,6 +542,67 @@ impl RuntimeLayout {
             hchan,
         })
     }
+}
+
+fn heap_layout(t: &Types<'_>, mem: &MemLayout) -> Result<HeapLayout, String> {
+    let off = |ty: &str, path: &str| t.off(ty, path).map_err(|e| e.to_string());
+    // An integer member that may sit inside atomic wrappers (`mSpanStateBox{s atomic.Uint8}`).
+    let int_off = |ty: &str, path: &str| {
+        t.try_off(ty, &format!("{path}.value"))
+            .or_else(|| t.try_off(ty, path))
+            .ok_or_else(|| format!("the binary's DWARF type {ty} has no member {path}"))
+    };
+    let width = |ty: &str, field: &str| -> Result<(u64, u64), String> {
+        let l = t.get(ty).map_err(|e| e.to_string())?;
+        let f = l
+            .field(field)
+            .ok_or_else(|| format!("the binary's DWARF type {ty} has no member {field}"))?;
+        Ok((f.offset, if f.size == 0 { 8 } else { f.size }))
+    };
+    let konst = |name: &str| t.0.constant(name);
+    const S: &str = "runtime.mspan";
+    const MD: &str = "runtime.moduledata";
+    // linux/amd64 has a one-entry L1 arena map (arenaL1Bits = 0); others are not read.
+    if konst("runtime.arenaL1Bits").is_some_and(|v| v != 0) {
+        return Err("the heap's arena map has more than one level".to_string());
+    }
+    Ok(HeapLayout {
+        mheap_arenas: off("runtime.mheap", "arenas")?,
+        arena_spans: off("runtime.heapArena", "spans")?,
+        page_size: konst("runtime._PageSize")
+            .or_else(|| konst("runtime.pageSize"))
+            .filter(|&v| v > 0)
+            .map_or(8192, |v| v as u64),
+        arena_bytes: mem.arena_bytes,
+        arena_base_offset: mem.arena_base_offset,
+        span_size: t.size(S).map_err(|e| e.to_string())?,
+        span_start: off(S, "startAddr")?,
+        span_npages: off(S, "npages")?,
+        span_elemsize: off(S, "elemsize")?,
+        span_nelems: width(S, "nelems")?,
+        span_class: off(S, "spanclass")?,
+        span_state: int_off(S, "state.s")?,
+        span_specials: off(S, "specials")?,
+        special_offset: width("runtime.special", "offset")?,
+        special_kind: off("runtime.special", "kind")?,
+        special_size: t.size("runtime.special").map_err(|e| e.to_string())?,
+        kind_finalizer: konst("runtime._KindSpecialFinalizer").map_or(1, |v| v as u8),
+        kind_cleanup: konst("runtime._KindSpecialCleanup").map(|v| v as u8),
+        md_data: [
+            off(MD, "data")?,
+            off(MD, "edata")?,
+            off(MD, "bss")?,
+            off(MD, "ebss")?,
+        ],
+        md_masks: [off(MD, "gcdatamask")?, off(MD, "gcbssmask")?],
+        md_next: off(MD, "next")?,
+        md_rodata: t.try_off(MD, "rodata"),
+        span_in_use: konst("runtime.mSpanInUse").map_or(1, |v| v as u8),
+        sudog_hidden: [
+            width("runtime.sudog", "c")?,
+            width("runtime.sudog", "elem")?,
+        ],
+    })
 }
 
 fn mem_layout(t: &Types<'_>) -> MemLayout {

@@ -91,6 +91,10 @@ struct LiveArgs {
     /// Time between memory samples: `500ms`, `2s`, `1m` (100ms to 10m).
     #[arg(long, default_value = "1s", value_name = "D", requires = "pid", value_parser = parse_interval)]
     interval: std::time::Duration,
+    /// Skip the reachability proof (reading and marking the heap to tell leaked goroutines from
+    /// ones that may still be woken).
+    #[arg(long, requires = "pid")]
+    no_proof: bool,
 }
 
 /// `500ms`, `2s`, `1.5s`, `1m` → a duration between 100 ms and 10 min.
@@ -185,6 +189,7 @@ impl LiveArgs {
             memory_interval: self.interval,
             stop: Some(&STOP_SAMPLING),
             progress: Some(sampling_progress),
+            proof: !self.no_proof,
         };
         if self.samples > 1 {
             catch_sigint_while_sampling();

@@ -7,9 +7,14 @@
 
 mod finding;
 mod tables;
+mod waits;
 
 pub use finding::{Finding, FindingKind, Location, Severity};
 pub use tables::{Frame, FrameId, FrameRef, StackId, Sym, Tables};
+pub use waits::{
+    ObjectHome, ObjectKind, ObjectState, ProofFacts, Reach, Reacher, ScanMethod, SyncObject,
+    WaitEdge, WaitOp, WaitSince,
+};
 
 use serde::Serialize;
 
@@ -38,6 +43,12 @@ pub struct Snapshot {
     pub signals: Option<SignalFacts>,
     /// Resident memory against what the Go runtime manages (live only).
     pub memory: Option<MemoryFacts>,
+    /// The synchronisation objects blocked goroutines wait on (live only).
+    pub objects: Vec<SyncObject>,
+    /// The wait-for edges: goroutine → object in [`Snapshot::objects`], sorted by goroutine.
+    pub waits: Vec<WaitEdge>,
+    /// The reachability proof over the live heap, when it was made.
+    pub proof: Option<ProofFacts>,
 }
 
 /// One OS thread of a live process, joined to its M when it has one.
@@ -531,6 +542,8 @@ pub struct Goroutine {
     pub thread: Option<i32>,
     /// Live only: the descriptor it waits on in the netpoller.
     pub net: Option<Box<NetWait>>,
+    /// How `wait_ns` (or `wait_minutes`) was obtained.
+    pub wait_since: WaitSince,
     /// Index into [`Snapshot::sources`].
     pub source: u16,
 }
@@ -561,6 +574,7 @@ impl Goroutine {
             waiting_on: None,
             thread: None,
             net: None,
+            wait_since: WaitSince::Unknown,
         }
     }
 }
@@ -643,6 +657,20 @@ impl Snapshot {
             }
             _ => &[],
         }
+    }
+
+    /// The wait-for edges of goroutine `id` (every case of a `select`, or one object).
+    pub fn waits_of(&self, id: u64) -> &[WaitEdge] {
+        let lo = self.waits.partition_point(|w| w.goroutine < id);
+        let hi = self.waits.partition_point(|w| w.goroutine <= id);
+        &self.waits[lo..hi]
+    }
+
+    /// Whether the reachability proof found goroutine `id` leaked.
+    pub fn proven_leaked(&self, id: u64) -> bool {
+        self.proof
+            .as_ref()
+            .is_some_and(|p| p.leaked.binary_search(&id).is_ok())
     }
 
     /// Total goroutines, counting aggregated entries by their count.

@@ -29,6 +29,9 @@ struct Doc<'a> {
     signals: &'a Option<gostall_model::SignalFacts>,
     live: &'a Option<gostall_model::LiveMeta>,
     memory: Option<JMemory<'a>>,
+    proof: &'a Option<gostall_model::ProofFacts>,
+    objects: &'a [gostall_model::SyncObject],
+    waits: &'a [gostall_model::WaitEdge],
 }
 
 /// `memory`: the model's facts with the pairs written as objects, so consumers need not know the
@@ -285,6 +288,9 @@ pub fn write(r: &Report<'_>, goroutines: bool, out: &mut dyn Write) -> io::Resul
         signals: &snap.signals,
         live: &snap.live,
         memory: snap.memory.as_ref().map(memory),
+        proof: &snap.proof,
+        objects: &snap.objects,
+        waits: &snap.waits,
     };
     let mut w = io::BufWriter::with_capacity(1 << 20, out);
     serde_json::to_writer_pretty(&mut w, &doc).map_err(io::Error::from)?;

@@ -1,0 +1,712 @@
+//! The reachability proof: which blocked goroutines nothing that can still run can ever wake.
+//!
+//! The same fixed point as Go 1.27's leak detector (`runtime/mgc.go`: `findGoroutineLeaks`,
+//! `isMaybeRunnable`), computed from outside on any Go 1.21–1.27 program:
+//!
+//! 1. Every goroutine is classified by what it waits on ([`crate::waits`]): goroutines that are
+//!    running, runnable, in a system call, in the netpoller, asleep or parked for the runtime's
+//!    own reasons *may run*; goroutines blocked on channels, locks, WaitGroups, Conds and
+//!    semaphores wait on objects; nil-channel operations and `select {}` wait forever.
+//! 2. The heap's span map is read ([`gostall_heap::Heap`]) and the mark starts from the roots: the
+//!    data and bss of every module (with the linker's pointer bitmaps), the finalizers and
+//!    cleanups the runtime keeps, and the stacks of goroutines that may run (with the
+//!    compiler's stack maps). The blocked goroutines' `sudog.c` and `sudog.elem` are hidden, as
+//!    Go hides them, so the runtime's own wait queues keep nothing alive.
+//! 3. A blocked goroutine whose object gets marked (or lives outside the heap) may be woken: its
+//!    stack becomes a root too, and marking goes on until nothing changes.
+//! 4. The blocked goroutines left are leaked: nothing that can run reaches what they wait on.
+//!
+//! Heap objects are scanned conservatively (every word that points into an object keeps it):
+//! that can only keep more alive, so it may miss a leak but never invents one. Reads race with
+//! the running program, so without a pause the proof is taken twice, apart, and a goroutine is
+//! reported only when both marks found it leaked with its wait unchanged.
+
+use crate::stackscan::{scan_stack, ScanStats};
+use crate::waits::{self, Blocking, WaitObj};
+use crate::{Extra, GRaw, Options, Program};
+use gostall_goruntime::layout::gstatus::state as gstatus_state;
+use gostall_heap::{Heap, Marker, ObjRef};
+use gostall_model::{
+    GoState, ObjectHome, ObjectKind, ObjectState, ProofFacts, Reach, Reacher, ScanMethod, Snapshot,
+    SyncObject, WaitEdge, WaitReason,
+};
+use gostall_target::{Memory, ReadReq};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::time::{Duration, Instant};
+
+/// How to take the proof.
+#[derive(Debug, Clone, Copy)]
+pub struct ProofOptions {
+    /// Marks taken (at least 1); a goroutine counts as leaked only if every one agrees. The
+    /// second and later marks are taken only when the first found a leak.
+    pub passes: u32,
+    /// Time between marks.
+    pub interval: Duration,
+    /// The target is stopped during the whole proof: one mark is a consistent view.
+    pub paused: bool,
+}
+
+impl Default for ProofOptions {
+    fn default() -> Self {
+        ProofOptions {
+            passes: 2,
+            interval: Duration::from_millis(50),
+            paused: false,
+        }
+    }
+}
+
+/// What the proof adds to a snapshot.
+#[derive(Debug, Default)]
+pub struct Proof {
+    /// The summary: leaked goroutines, how memory was scanned.
+    pub facts: Option<ProofFacts>,
+    /// The objects blocked goroutines wait on.
+    pub objects: Vec<SyncObject>,
+    /// Goroutine → object edges, sorted by goroutine.
+    pub waits: Vec<WaitEdge>,
+}
+
+impl Proof {
+    /// Moves the proof's facts into the snapshot.
+    pub fn apply(self, snap: &mut Snapshot) {
+        snap.proof = self.facts;
+        snap.objects = self.objects;
+        snap.waits = self.waits;
+    }
+}
+
+/// One goroutine as a pass sees it.
+#[derive(Clone)]
+struct GIn {
+    id: u64,
+    raw: GRaw,
+    state: GoState,
+    /// Normalised wait reason; `None` for goroutines that may run.
+    reason: Option<WaitReason>,
+    /// Index into the snapshot's goroutines (for stack functions), if it is there.
+    snap_index: Option<usize>,
+}
+
+/// A pass's verdict on one blocked goroutine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Verdict {
+    objects: Vec<WaitObj>,
+    /// Which of the objects were reached, and from where (None: unreachable).
+    reached: Vec<Option<Reacher>>,
+    leaked: bool,
+}
+
+struct PassOut {
+    verdicts: FxHashMap<u64, Verdict>,
+    /// Objects' heap homes: object address → (base, size).
+    homes: FxHashMap<u64, (u64, u64)>,
+    marked: u64,
+    scanned: u64,
+    spans: u64,
+    stats: ScanStats,
+    notes: Vec<String>,
+}
+
+/// Bytes of a goroutine's stack read at most.
+const MAX_STACK: u64 = 64 << 20;
+/// Goroutine stacks read per vectored batch.
+const STACK_BATCH: usize = 2048;
+/// Largest module data or bss section scanned.
+const MAX_SECTION: u64 = 1 << 30;
+/// Most direct referrers kept per object.
+const MAX_REFERRERS: usize = 64;
+
+impl Program<'_> {
+    /// Takes the reachability proof over the goroutines `extra` read into `snap`.
+    ///
+    /// # Errors
+    /// A sentence saying why no proof could be made (the heap's layout is not described, the
+    /// heap could not be read); the caller notes it and reports without a proof.
+    pub fn prove<M: Memory + ?Sized>(
+        &self,
+        mem: &M,
+        snap: &Snapshot,
+        extra: &Extra,
+        opts: &ProofOptions,
+    ) -> Result<Proof, String> {
+        let t0 = Instant::now();
+        let first: Vec<GIn> = extra
+            .graws
+            .iter()
+            .enumerate()
+            .filter_map(|(k, raw)| {
+                let i = extra.first_goroutine + k;
+                let g = snap.goroutines.get(i)?;
+                let blocked = g.state == GoState::Waiting;
+                Some(GIn {
+                    id: g.id,
+                    raw: *raw,
+                    state: g.state,
+                    reason: if blocked { g.wait_reason } else { None },
+                    snap_index: Some(i),
+                })
+            })
+            .collect();
+        let on_stack = |gi: &GIn, name: &str| {
+            gi.snap_index.is_some_and(|i| {
+                let t = &snap.tables;
+                t.stack(snap.goroutines[i].stack)
+                    .iter()
+                    .any(|&f| t.str(t.frame(f).function) == name)
+            })
+        };
+        let p1 = self.pass(mem, &first, &on_stack)?;
+        let mut passes = 1;
+        let mut verdicts = p1.verdicts.clone();
+        let mut disagreed = 0u32;
+        let mut notes = p1.notes.clone();
+        let any_leak = p1.verdicts.values().any(|v| v.leaked);
+        if any_leak && !opts.paused && opts.passes >= 2 {
+            for _ in 1..opts.passes {
+                std::thread::sleep(opts.interval);
+                let headers = self
+                    .read_headers(mem, &Options::default())
+                    .map_err(|e| format!("the goroutines could not be read again: {e}"))?;
+                let by_addr: FxHashMap<u64, &GRaw> =
+                    headers.raws.iter().map(|r| (r.addr, r)).collect();
+                let mut next: Vec<GIn> = Vec::with_capacity(headers.raws.len());
+                let mut known = FxHashSet::default();
+                for gi in &first {
+                    let Some(now) = by_addr.get(&gi.raw.addr) else {
+                        continue;
+                    };
+                    known.insert(gi.raw.addr);
+                    let (state, _) = gstatus_state(now.status);
+                    next.push(if same_wait(&gi.raw, now) {
+                        gi.clone()
+                    } else {
+                        GIn {
+                            id: now.goid,
+                            raw: **now,
+                            state,
+                            reason: None,
+                            snap_index: None,
+                        }
+                    });
+                }
+                for r in &headers.raws {
+                    if !known.contains(&r.addr) {
+                        next.push(GIn {
+                            id: r.goid,
+                            raw: *r,
+                            state: gstatus_state(r.status).0,
+                            reason: None,
+                            snap_index: None,
+                        });
+                    }
+                }
+                let p = self.pass(mem, &next, &on_stack)?;
+                passes += 1;
+                for (id, v) in verdicts.iter_mut() {
+                    if v.leaked {
+                        let agree = p
+                            .verdicts
+                            .get(id)
+                            .is_some_and(|w| w.leaked && w.objects == v.objects);
+                        if !agree {
+                            v.leaked = false;
+                            disagreed += 1;
+                        }
+                    }
+                }
+                for n in p.notes {
+                    if !notes.contains(&n) {
+                        notes.push(n);
+                    }
+                }
+            }
+        }
+        let running = first.iter().filter(|g| g.state == GoState::Running).count();
+        if running > 0 && !opts.paused {
+            notes.push(format!(
+                "{running} goroutine(s) were running: their stacks were scanned whole and conservatively; values held only in their registers are not seen"
+            ));
+        }
+        let mut leaked: Vec<u64> = verdicts
+            .iter()
+            .filter(|(_, v)| v.leaked)
+            .map(|(&id, _)| id)
+            .collect();
+        leaked.sort_unstable();
+        // Go's rule: the main goroutine parked in `select {}` is not reported.
+        leaked.retain(|&id| {
+            !(id == 1
+                && first
+                    .iter()
+                    .any(|g| g.id == 1 && g.reason == Some(WaitReason::SelectNoCases)))
+        });
+        let (objects, waits) = graph(&verdicts, &p1.homes, &leaked);
+        let stack_scan = if p1.stats.conservative_frames == 0 {
+            ScanMethod::Precise
+        } else {
+            ScanMethod::Mixed
+        };
+        Ok(Proof {
+            facts: Some(ProofFacts {
+                leaked,
+                heap_scan: ScanMethod::Conservative,
+                stack_scan,
+                passes,
+                disagreed,
+                paused: opts.paused,
+                objects_marked: p1.marked,
+                bytes_scanned: p1.scanned,
+                spans: p1.spans,
+                took_us: t0.elapsed().as_micros() as u64,
+                notes,
+            }),
+            objects,
+            waits,
+        })
+    }
+
+    /// One full mark over the goroutines `gs`.
+    fn pass<M: Memory + ?Sized>(
+        &self,
+        mem: &M,
+        gs: &[GIn],
+        on_stack: &dyn Fn(&GIn, &str) -> bool,
+    ) -> Result<PassOut, String> {
+        let hl = self
+            .layout
+            .heap
+            .as_ref()
+            .map_err(|e| format!("the heap's layout is not described: {e}"))?;
+        let mheap = self
+            .sym
+            .mheap
+            .ok_or("the binary does not name runtime.mheap_")?;
+        let arenas = self.read_go_memory(mem).arenas;
+        let mut bases = Vec::new();
+        for &(lo, hi) in &arenas {
+            let mut a = lo;
+            while a < hi && bases.len() < (1 << 20) {
+                bases.push(a);
+                a += hl.arena_bytes;
+            }
+        }
+        let heap = Heap::read(mem, hl, mheap, &bases).map_err(|e| e.to_string())?;
+        let mut notes = Vec::new();
+        let modules = self.modules(mem, hl, &mut notes);
+        let in_modules = |p: u64| modules.iter().any(|m| m.contains(p));
+        let semas = waits::sema_waiters(self, mem);
+        // What each goroutine waits on.
+        let mut blocking: Vec<Blocking> = Vec::with_capacity(gs.len());
+        for gi in gs {
+            if gi.state == GoState::Dead {
+                blocking.push(Blocking::MayRun);
+                continue;
+            }
+            let b = match gi.reason {
+                None => Blocking::MayRun,
+                Some(WaitReason::CondWait) => {
+                    let (_, sp) = crate::unwind::start(&gi.raw);
+                    let mut top = vec![0u8; 4096.min(gi.raw.stack_hi.saturating_sub(sp)) as usize];
+                    if mem.read(sp, &mut top).is_err() {
+                        top.clear();
+                    }
+                    waits::blocking(
+                        self,
+                        mem,
+                        &gi.raw,
+                        gi.reason,
+                        &semas,
+                        &|n| on_stack(gi, n),
+                        &top,
+                        &|p| heap.contains(p) || in_modules(p),
+                    )
+                }
+                Some(_) => waits::blocking(
+                    self,
+                    mem,
+                    &gi.raw,
+                    gi.reason,
+                    &semas,
+                    &|n| on_stack(gi, n),
+                    &[],
+                    &|_| false,
+                ),
+            };
+            blocking.push(b);
+        }
+        let mut marker = Marker::new(&heap);
+        // Goroutines waiting on each watched heap object.
+        let mut waiters: FxHashMap<ObjRef, Vec<usize>> = FxHashMap::default();
+        let mut roots: Vec<usize> = Vec::new();
+        let mut reached: FxHashMap<usize, Vec<Option<Reacher>>> = FxHashMap::default();
+        let mut homes: FxHashMap<u64, (u64, u64)> = FxHashMap::default();
+        let (hide_c, hide_elem) = (hl.sudog_hidden[0], hl.sudog_hidden[1]);
+        for (i, b) in blocking.iter().enumerate() {
+            match b {
+                Blocking::MayRun | Blocking::Unknown => {
+                    if gs[i].state != GoState::Dead {
+                        roots.push(i);
+                    }
+                }
+                Blocking::Forever => {}
+                Blocking::On { objects, sudogs } => {
+                    for &s in sudogs {
+                        marker.hide(s + hide_c.0, hide_c.1);
+                        marker.hide(s + hide_elem.0, hide_elem.1);
+                    }
+                    let mut r = vec![None; objects.len()];
+                    let mut runnable = false;
+                    for (k, o) in objects.iter().enumerate() {
+                        match marker.watch(o.addr) {
+                            Some(obj) => {
+                                homes.insert(o.object, heap.object(obj));
+                                waiters.entry(obj).or_default().push(i);
+                            }
+                            None => {
+                                r[k] = Some(Reacher::NotInHeap);
+                                runnable = true;
+                            }
+                        }
+                    }
+                    reached.insert(i, r);
+                    if runnable {
+                        roots.push(i);
+                    }
+                }
+            }
+        }
+        let mut promoted: FxHashSet<usize> = roots.iter().copied().collect();
+        let mut stats = ScanStats::default();
+        let rodata = hl
+            .md_rodata
+            .and_then(|o| {
+                self.sym
+                    .firstmoduledata
+                    .and_then(|md| mem.read_u64(md + o).ok())
+            })
+            .map(|r| r.wrapping_sub(self.bias));
+        // Globals.
+        for m in &modules {
+            m.scan(mem, &mut marker, &mut notes);
+        }
+        marker.drain(mem);
+        let attribute = |marker: &mut Marker<'_>,
+                         via: &dyn Fn(ObjRef) -> Reacher,
+                         reached: &mut FxHashMap<usize, Vec<Option<Reacher>>>|
+         -> Vec<usize> {
+            let mut woken = Vec::new();
+            for obj in marker.take_hits() {
+                for &i in waiters.get(&obj).into_iter().flatten() {
+                    if let (Some(r), Blocking::On { objects, .. }) =
+                        (reached.get_mut(&i), &blocking[i])
+                    {
+                        for (k, o) in objects.iter().enumerate() {
+                            if r[k].is_none() && heap.object_of(o.addr) == Some(obj) {
+                                r[k] = Some(via(obj));
+                            }
+                        }
+                    }
+                    woken.push(i);
+                }
+            }
+            woken
+        };
+        let mut woken = attribute(
+            &mut marker,
+            &|_| Reacher::Global { symbol: None },
+            &mut reached,
+        );
+        // Finalizers and cleanups: what their objects point to, and the records themselves.
+        for (obj, rec) in heap.finalizers(mem, hl) {
+            marker.scan_contents(obj);
+            let mut b = vec![0u8; (hl.special_size + 32) as usize];
+            if mem.read(rec, &mut b).is_ok() {
+                marker.scan_root(rec, &b[hl.special_size as usize..], None);
+            }
+        }
+        marker.drain(mem);
+        woken.extend(attribute(
+            &mut marker,
+            &|_| Reacher::Finalizer,
+            &mut reached,
+        ));
+        // Stacks of goroutines that may run, then the fixed point.
+        let mut direct: FxHashMap<ObjRef, u64> = FxHashMap::default();
+        let mut queue: Vec<usize> = roots;
+        for i in woken {
+            if promoted.insert(i) {
+                queue.push(i);
+            }
+        }
+        while !queue.is_empty() {
+            for chunk in queue.chunks(STACK_BATCH) {
+                self.scan_stacks(
+                    mem,
+                    &mut marker,
+                    chunk.iter().map(|&i| &gs[i]),
+                    rodata,
+                    &mut stats,
+                    &mut direct,
+                );
+                marker.drain(mem);
+            }
+            queue.clear();
+            let via = |obj: ObjRef| match direct.get(&obj) {
+                Some(&id) => Reacher::Goroutine { id },
+                None => Reacher::Goroutines,
+            };
+            for i in attribute(&mut marker, &via, &mut reached) {
+                if promoted.insert(i) {
+                    queue.push(i);
+                }
+            }
+        }
+        let mut verdicts = FxHashMap::default();
+        for (i, b) in blocking.iter().enumerate() {
+            let gi = &gs[i];
+            match b {
+                Blocking::Forever => {
+                    verdicts.insert(
+                        gi.id,
+                        Verdict {
+                            objects: Vec::new(),
+                            reached: Vec::new(),
+                            leaked: true,
+                        },
+                    );
+                }
+                Blocking::On { objects, .. } => {
+                    verdicts.insert(
+                        gi.id,
+                        Verdict {
+                            objects: objects.clone(),
+                            reached: reached.remove(&i).unwrap_or_default(),
+                            leaked: !promoted.contains(&i),
+                        },
+                    );
+                }
+                _ => {}
+            }
+        }
+        Ok(PassOut {
+            verdicts,
+            homes,
+            marked: marker.marked,
+            scanned: marker.bytes_scanned,
+            spans: heap.spans.len() as u64,
+            stats,
+            notes,
+        })
+    }
+
+    /// Reads and scans the stacks of `gs` as roots; records which goroutine first points
+    /// straight at each watched object.
+    fn scan_stacks<'g, M: Memory + ?Sized>(
+        &self,
+        mem: &M,
+        marker: &mut Marker<'_>,
+        gs: impl Iterator<Item = &'g GIn>,
+        rodata: Option<u64>,
+        stats: &mut ScanStats,
+        direct: &mut FxHashMap<ObjRef, u64>,
+    ) {
+        // (goroutine, pc, sp, precise)
+        let mut plan: Vec<(&GIn, u64, u64, bool)> = Vec::new();
+        let mut reqs: Vec<ReadReq> = Vec::new();
+        for gi in gs {
+            let r = &gi.raw;
+            if r.stack_hi <= r.stack_lo || r.stack_hi - r.stack_lo > MAX_STACK {
+                continue;
+            }
+            let (pc, sp, precise) = if gi.state == GoState::Running {
+                (0, r.stack_lo, false)
+            } else {
+                let (pc, sp) = crate::unwind::start(r);
+                if sp < r.stack_lo || sp >= r.stack_hi {
+                    (0, r.stack_lo, false)
+                } else {
+                    (pc, sp, true)
+                }
+            };
+            plan.push((gi, pc, sp, precise));
+            reqs.push(ReadReq {
+                addr: sp,
+                len: (r.stack_hi - sp) as usize,
+            });
+        }
+        let total: usize = reqs.iter().map(|r| r.len).sum();
+        let mut buf = vec![0u8; total];
+        let mut ok = Vec::new();
+        mem.read_batch(&reqs, &mut buf, &mut ok);
+        let mut at = 0usize;
+        for (k, (gi, pc, sp, precise)) in plan.into_iter().enumerate() {
+            let len = reqs[k].len;
+            let bytes = &buf[at..at + len];
+            at += len;
+            if !ok.get(k).copied().unwrap_or(false) {
+                continue;
+            }
+            let id = gi.id;
+            let heap = marker.heap();
+            let mut on_word = |_at: u64, v: u64| {
+                if let Some(obj) = heap.object_of(v) {
+                    if direct.len() < MAX_REFERRERS * 1024 {
+                        direct.entry(obj).or_insert(id);
+                    }
+                }
+            };
+            if precise {
+                scan_stack(self, marker, pc, sp, bytes, rodata, stats, &mut on_word);
+            } else {
+                stats.conservative_frames += 1;
+                for (i, w) in bytes.chunks_exact(8).enumerate() {
+                    let v = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+                    let a = sp + 8 * i as u64;
+                    on_word(a, v);
+                    marker.consider(a, v);
+                }
+            }
+        }
+    }
+
+    /// The modules' data and bss, from the moduledata list.
+    fn modules<M: Memory + ?Sized>(
+        &self,
+        mem: &M,
+        hl: &gostall_goruntime::layout::HeapLayout,
+        notes: &mut Vec<String>,
+    ) -> Vec<ModuleRoots> {
+        let mut out = Vec::new();
+        let Some(mut md) = self.sym.firstmoduledata else {
+            notes.push(
+                "the module list is unknown (no runtime.firstmoduledata): globals were not scanned"
+                    .to_string(),
+            );
+            return out;
+        };
+        let need = [hl.md_data[3], hl.md_masks[1], hl.md_next]
+            .into_iter()
+            .max()
+            .unwrap_or(0)
+            + 16;
+        let mut buf = vec![0u8; need as usize];
+        let mut seen = 0;
+        while md != 0 && seen < 64 {
+            seen += 1;
+            if mem.read(md, &mut buf).is_err() {
+                notes.push(format!("module data at {md:#x} could not be read"));
+                break;
+            }
+            let w = |o: u64| crate::u64_at(&buf, o);
+            let mask = |o: u64| (crate::u32_at(&buf, o) as u64, w(o + 8));
+            out.push(ModuleRoots {
+                data: (w(hl.md_data[0]), w(hl.md_data[1])),
+                bss: (w(hl.md_data[2]), w(hl.md_data[3])),
+                masks: [mask(hl.md_masks[0]), mask(hl.md_masks[1])],
+            });
+            md = w(hl.md_next);
+        }
+        out
+    }
+}
+
+/// One module's global roots.
+struct ModuleRoots {
+    data: (u64, u64),
+    bss: (u64, u64),
+    /// (bits, bitmap address) for data and bss.
+    masks: [(u64, u64); 2],
+}
+
+impl ModuleRoots {
+    fn contains(&self, p: u64) -> bool {
+        (p >= self.data.0 && p < self.data.1) || (p >= self.bss.0 && p < self.bss.1)
+    }
+
+    fn scan<M: Memory + ?Sized>(&self, mem: &M, marker: &mut Marker<'_>, notes: &mut Vec<String>) {
+        for (k, &(lo, hi)) in [self.data, self.bss].iter().enumerate() {
+            if hi <= lo || hi - lo > MAX_SECTION {
+                continue;
+            }
+            let mut bytes = vec![0u8; (hi - lo) as usize];
+            if mem.read(lo, &mut bytes).is_err() {
+                notes.push(format!(
+                    "module {} at {lo:#x} could not be read: scanned nothing there",
+                    if k == 0 { "data" } else { "bss" }
+                ));
+                continue;
+            }
+            let (nbits, at) = self.masks[k];
+            let mut bits = vec![0u8; nbits.div_ceil(8) as usize];
+            let precise = nbits > 0
+                && nbits.div_ceil(8) <= (hi - lo).div_ceil(8)
+                && mem.read(at, &mut bits).is_ok();
+            marker.scan_root(lo, &bytes, precise.then_some(&bits[..]));
+        }
+    }
+}
+
+/// The header fields that say a goroutine is still in the same wait.
+fn same_wait(a: &GRaw, b: &GRaw) -> bool {
+    a.goid == b.goid
+        && a.status == b.status
+        && a.waitreason == b.waitreason
+        && a.waiting == b.waiting
+        && a.sched_sp == b.sched_sp
+        && a.sched_pc == b.sched_pc
+        && a.syscallsp == b.syscallsp
+}
+
+/// The wait-for graph's objects and edges from the verdicts.
+fn graph(
+    verdicts: &FxHashMap<u64, Verdict>,
+    homes: &FxHashMap<u64, (u64, u64)>,
+    leaked: &[u64],
+) -> (Vec<SyncObject>, Vec<WaitEdge>) {
+    let mut objects: Vec<SyncObject> = Vec::new();
+    let mut index: FxHashMap<u64, u32> = FxHashMap::default();
+    let mut edges = Vec::new();
+    let mut ids: Vec<&u64> = verdicts.keys().collect();
+    ids.sort_unstable();
+    for id in ids {
+        let v = &verdicts[id];
+        let is_leaked = leaked.binary_search(id).is_ok();
+        for (k, o) in v.objects.iter().enumerate() {
+            let idx = *index.entry(o.object).or_insert_with(|| {
+                objects.push(SyncObject {
+                    addr: o.object,
+                    kind: o.kind,
+                    home: match homes.get(&o.object) {
+                        Some(&(base, size)) => ObjectHome::Heap {
+                            base,
+                            size,
+                            type_name: None,
+                        },
+                        None => ObjectHome::Unknown,
+                    },
+                    state: ObjectState::default(),
+                    reach: Reach::Unknown,
+                    holders: Vec::new(),
+                    referrers: Vec::new(),
+                });
+                (objects.len() - 1) as u32
+            });
+            let obj = &mut objects[idx as usize];
+            match v.reached.get(k).cloned().flatten() {
+                Some(via) => obj.reach = Reach::Reachable { via },
+                None if is_leaked && obj.reach == Reach::Unknown => obj.reach = Reach::Unreachable,
+                None => {}
+            }
+            if obj.kind == ObjectKind::Semaphore && o.kind != ObjectKind::Semaphore {
+                obj.kind = o.kind;
+            }
+            edges.push(WaitEdge {
+                goroutine: *id,
+                object: idx,
+                op: o.op,
+            });
+        }
+    }
+    (objects, edges)
+}

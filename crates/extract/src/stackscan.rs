@@ -1,0 +1,179 @@
+//! Scanning a goroutine's stack as a root of the reachability mark, the way the runtime's own
+//! `scanstack` does: frame by frame with the compiler's stack maps (`binfmt::FrameMaps`), so a
+//! dead slot holding an old pointer keeps nothing alive. Address-taken locals (stack objects) are
+//! scanned only when something already scanned on the same stack points into them. Frames without
+//! maps (assembly, a PC the tables do not cover), the frame interrupted by an asynchronous
+//! preemption and its `asyncPreempt` frame are scanned conservatively, as the runtime does.
+
+use crate::Program;
+use gostall_binfmt::{FuncId, PtrBits};
+use gostall_heap::Marker;
+
+/// Deepest stack scanned frame by frame.
+const MAX_FRAMES: usize = 4096;
+
+/// How a stack was scanned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ScanStats {
+    /// Frames scanned with their stack maps.
+    pub precise_frames: u64,
+    /// Frames (or whole stacks) scanned conservatively.
+    pub conservative_frames: u64,
+}
+
+/// One stack object: where it is and which of its words may hold pointers.
+struct StackObj<'a> {
+    addr: u64,
+    size: u64,
+    ptr_bytes: u64,
+    bits: Option<&'a [u8]>,
+    scanned: bool,
+}
+
+/// Scans the stack of a goroutine stopped at `pc`/`sp` (`first_is_return`: `pc` is a return
+/// address, as for parked goroutines). `bytes` holds the target's stack from `sp` to the stack
+/// top `hi`. `on_word(at, value)` sees every word treated as a pointer, before the marker does.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn scan_stack(
+    prog: &Program<'_>,
+    marker: &mut Marker<'_>,
+    mut pc: u64,
+    sp0: u64,
+    bytes: &[u8],
+    rodata: Option<u64>,
+    stats: &mut ScanStats,
+    on_word: &mut dyn FnMut(u64, u64),
+) {
+    let hi = sp0 + bytes.len() as u64;
+    let pcln = &prog.pcln;
+    let word = |at: u64| -> Option<u64> {
+        let off = at.checked_sub(sp0)? as usize;
+        bytes
+            .get(off..off + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    };
+    // Pointers into this stack found so far (they may keep stack objects alive).
+    let mut into_stack: Vec<u64> = Vec::new();
+    let mut objects: Vec<StackObj<'_>> = Vec::new();
+    let mut scan_range = |marker: &mut Marker<'_>,
+                          into_stack: &mut Vec<u64>,
+                          from: u64,
+                          n_words: u64,
+                          bits: Option<PtrBits<'_>>| {
+        for i in 0..n_words {
+            if let Some(b) = bits {
+                if !b.is_ptr(i as u32) {
+                    continue;
+                }
+            }
+            let at = from + 8 * i;
+            let Some(v) = word(at) else { break };
+            if v >= sp0 && v < hi {
+                into_stack.push(v);
+                continue;
+            }
+            on_word(at, v);
+            marker.consider(at, v);
+        }
+    };
+    let mut sp = sp0;
+    let mut conservative_next = false;
+    let mut frames = 0;
+    let mut precise = true;
+    while frames < MAX_FRAMES {
+        frames += 1;
+        let Some(f) = pc
+            .checked_sub(prog.bias)
+            .and_then(|link| pcln.find_func(link))
+        else {
+            precise = false;
+            break;
+        };
+        let link = pc - prog.bias;
+        let Some(delta) = pcln.sp_delta(&f, link).filter(|&d| d >= 0) else {
+            precise = false;
+            break;
+        };
+        let fp = sp + delta as u64 + 8;
+        let mut varp = fp - 8;
+        if varp > sp {
+            // The saved frame pointer sits below the return address.
+            varp -= 8;
+        }
+        let id = pcln.func_id(&f);
+        let stop = matches!(
+            id,
+            FuncId::Goexit | FuncId::Mstart | FuncId::Rt0Go | FuncId::Mcall | FuncId::Morestack
+        ) || pcln.func_flag(&f) & gostall_binfmt::FuncFlag::TOP_FRAME != 0;
+        let conservative = conservative_next || id == FuncId::AsyncPreempt;
+        conservative_next = id == FuncId::AsyncPreempt;
+        if conservative {
+            stats.conservative_frames += 1;
+            scan_range(marker, &mut into_stack, sp, (fp - sp) / 8, None);
+        } else {
+            let maps = pcln.frame_maps(&f, link, rodata.unwrap_or(0));
+            let locals_size = varp - sp;
+            match maps.locals {
+                Some(b) if locals_size > 0 => {
+                    let n = u64::from(b.n).min(locals_size / 8);
+                    scan_range(marker, &mut into_stack, varp - 8 * n, n, Some(b));
+                }
+                None if locals_size > 0 && maps.no_locals_map => {
+                    stats.conservative_frames += 1;
+                    scan_range(marker, &mut into_stack, sp, locals_size / 8, None);
+                }
+                _ => {}
+            }
+            match maps.args {
+                Some(b) => scan_range(marker, &mut into_stack, fp, u64::from(b.n), Some(b)),
+                None if maps.no_args_map => {
+                    let n = u64::try_from(pcln.args(&f)).unwrap_or(0) / 8;
+                    scan_range(marker, &mut into_stack, fp, n.min(64), None);
+                }
+                None => {}
+            }
+            for o in &maps.objects {
+                let base = if o.off < 0 { varp } else { fp };
+                objects.push(StackObj {
+                    addr: base.wrapping_add_signed(i64::from(o.off)),
+                    size: u64::from(o.size),
+                    ptr_bytes: u64::from(o.ptr_bytes),
+                    bits: if rodata.is_some() { o.ptr_bits } else { None },
+                    scanned: false,
+                });
+            }
+            stats.precise_frames += 1;
+        }
+        if stop {
+            break;
+        }
+        let Some(ret) = word(fp - 8).filter(|&r| r != 0) else {
+            break;
+        };
+        pc = ret;
+        sp = fp;
+    }
+    if !precise {
+        // Frames the tables could not walk: the rest of the stack, conservatively.
+        stats.conservative_frames += 1;
+        scan_range(marker, &mut into_stack, sp, hi.saturating_sub(sp) / 8, None);
+    }
+    // Stack objects reached from what was scanned, to a fixed point.
+    objects.sort_unstable_by_key(|o| o.addr);
+    while let Some(p) = into_stack.pop() {
+        let i = objects.partition_point(|o| o.addr <= p);
+        let Some(o) = i.checked_sub(1).and_then(|i| objects.get_mut(i)) else {
+            continue;
+        };
+        if o.scanned || p >= o.addr + o.size {
+            continue;
+        }
+        o.scanned = true;
+        let (addr, words, bits) = (o.addr, o.ptr_bytes.div_ceil(8), o.bits);
+        let bits = bits.map(|b| PtrBits {
+            n: words as u32,
+            bits: b,
+        });
+        scan_range(marker, &mut into_stack, addr, words, bits);
+    }
+}

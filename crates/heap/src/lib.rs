@@ -1,0 +1,734 @@
+//! The Go heap read from outside, and a mark over it.
+//!
+//! [`Heap::read`] reads the span map of every heap arena (`mheap_.arenas[0][i].spans`) and the
+//! `mspan` headers it points to, keeping the spans of garbage-collected objects (`mSpanInUse`):
+//! base, object size, count and whether the size class holds pointers at all (`noscan`). Any
+//! address then maps to the object that contains it in O(1), as the runtime's own `spanOf` does.
+//!
+//! [`Marker`] marks objects reachable from the roots it is given. Roots come with a pointer bitmap
+//! (globals, stack frames) or without one (scanned conservatively); heap objects of scan size
+//! classes are scanned conservatively: every aligned word that points into an object keeps that
+//! object. That can keep garbage alive — so a proof built on it may miss a leak — but it never
+//! loses a reachable object. Words can be hidden from the mark (the slots Go's own leak detector
+//! hides: a blocked goroutine's `sudog.c` and `sudog.elem`).
+//!
+//! Everything goes through [`Memory`], so a core file can use the same code. Reads are vectored
+//! and bounded; memory use is one bit per heap object plus the work list.
+#![deny(missing_docs)]
+
+use gostall_goruntime::layout::HeapLayout;
+use gostall_target::{Memory, ReadReq};
+use rustc_hash::{FxHashMap, FxHashSet};
+
+/// Why the heap could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum HeapError {
+    /// A structure every heap read needs was unreadable.
+    #[error("cannot read {what} at {addr:#x}")]
+    Read {
+        /// What.
+        what: &'static str,
+        /// Where.
+        addr: u64,
+    },
+    /// The heap's structures do not look like a Go heap.
+    #[error("the heap looks inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+/// Most arenas read (a 64 MiB arena each: 16 TiB).
+const MAX_ARENAS: usize = 1 << 18;
+/// Bytes read per vectored batch while marking.
+const BATCH_BYTES: usize = 8 << 20;
+/// Requests per vectored batch.
+const BATCH_REQS: usize = 1024;
+
+/// A span of heap objects of one size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    /// First object's address.
+    pub base: u64,
+    /// End of the span's pages.
+    pub end: u64,
+    /// Object size.
+    pub elemsize: u64,
+    /// Number of objects.
+    pub nelems: u32,
+    /// The size class holds no pointers: its objects are never scanned.
+    pub noscan: bool,
+    /// Head of the span's specials list (finalizers, cleanups, profiling records).
+    pub specials: u64,
+}
+
+/// An object: its span and index in the span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ObjRef {
+    /// Index into [`Heap::spans`].
+    pub span: u32,
+    /// Object index within the span.
+    pub index: u32,
+}
+
+/// The heap's span map, as read at one moment.
+#[derive(Debug, Default)]
+pub struct Heap {
+    arena_bytes: u64,
+    arena_base_offset: u64,
+    page_shift: u32,
+    /// Arena index → position in `pages`.
+    arenas: FxHashMap<u64, u32>,
+    /// Per arena, per page: span index + 1 (0: no in-use span).
+    pages: Vec<Vec<u32>>,
+    /// In-use spans.
+    pub spans: Vec<Span>,
+    lo: u64,
+    hi: u64,
+    /// Bytes of all in-use spans.
+    pub span_bytes: u64,
+}
+
+fn u64_at(b: &[u8], off: u64) -> u64 {
+    let o = off as usize;
+    b.get(o..o + 8)
+        .map_or(0, |s| u64::from_le_bytes(s.try_into().expect("8 bytes")))
+}
+
+fn uint_at(b: &[u8], off: u64, width: u64) -> u64 {
+    let o = off as usize;
+    match width {
+        1 => b.get(o).map_or(0, |&v| u64::from(v)),
+        2 => b
+            .get(o..o + 2)
+            .map_or(0, |s| u64::from(u16::from_le_bytes([s[0], s[1]]))),
+        4 => b.get(o..o + 4).map_or(0, |s| {
+            u64::from(u32::from_le_bytes(s.try_into().expect("4 bytes")))
+        }),
+        _ => u64_at(b, off),
+    }
+}
+
+impl Heap {
+    /// Reads the span map of the arenas starting at `arena_bases` (from `mheap_`'s arena lists)
+    /// from the heap at `mheap` (the `runtime.mheap_` variable).
+    pub fn read<M: Memory + ?Sized>(
+        mem: &M,
+        l: &HeapLayout,
+        mheap: u64,
+        arena_bases: &[u64],
+    ) -> Result<Heap, HeapError> {
+        if l.page_size == 0 || !l.page_size.is_power_of_two() || l.arena_bytes < l.page_size {
+            return Err(HeapError::Inconsistent("page or arena size".to_string()));
+        }
+        let pages_per_arena = (l.arena_bytes / l.page_size) as usize;
+        let mut l1 = [0u8; 8];
+        mem.read(mheap + l.mheap_arenas, &mut l1)
+            .map_err(|_| HeapError::Read {
+                what: "the heap's arena map",
+                addr: mheap + l.mheap_arenas,
+            })?;
+        let l2 = u64::from_le_bytes(l1);
+        if l2 == 0 {
+            return Ok(Heap::default());
+        }
+        let mut idxs: Vec<u64> = arena_bases
+            .iter()
+            .map(|b| b.wrapping_sub(l.arena_base_offset) / l.arena_bytes)
+            .collect();
+        idxs.sort_unstable();
+        idxs.dedup();
+        idxs.truncate(MAX_ARENAS);
+        // *heapArena of each arena, then each arena's span map.
+        let reqs: Vec<ReadReq> = idxs
+            .iter()
+            .map(|&i| ReadReq {
+                addr: l2.wrapping_add(i.wrapping_mul(8)),
+                len: 8,
+            })
+            .collect();
+        let mut buf = vec![0u8; reqs.len() * 8];
+        let mut ok = Vec::new();
+        mem.read_batch(&reqs, &mut buf, &mut ok);
+        let mut arenas: Vec<(u64, u64)> = Vec::new();
+        for (k, &i) in idxs.iter().enumerate() {
+            let ha = u64_at(&buf, (k * 8) as u64);
+            if ok.get(k).copied().unwrap_or(false) && ha != 0 {
+                arenas.push((i, ha));
+            }
+        }
+        let map_len = pages_per_arena * 8;
+        let mut heap = Heap {
+            arena_bytes: l.arena_bytes,
+            arena_base_offset: l.arena_base_offset,
+            page_shift: l.page_size.trailing_zeros(),
+            lo: u64::MAX,
+            ..Heap::default()
+        };
+        let mut span_index: FxHashMap<u64, u32> = FxHashMap::default();
+        let mut span_addrs: Vec<u64> = Vec::new();
+        let mut raw_maps: Vec<(u64, Vec<u64>)> = Vec::with_capacity(arenas.len());
+        for chunk in arenas.chunks(64) {
+            let reqs: Vec<ReadReq> = chunk
+                .iter()
+                .map(|&(_, ha)| ReadReq {
+                    addr: ha + l.arena_spans,
+                    len: map_len,
+                })
+                .collect();
+            let mut buf = vec![0u8; reqs.len() * map_len];
+            mem.read_batch(&reqs, &mut buf, &mut ok);
+            for (k, &(i, _)) in chunk.iter().enumerate() {
+                if !ok.get(k).copied().unwrap_or(false) {
+                    continue;
+                }
+                let map: Vec<u64> = buf[k * map_len..(k + 1) * map_len]
+                    .chunks_exact(8)
+                    .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+                    .collect();
+                for &s in &map {
+                    if s != 0 && !span_index.contains_key(&s) {
+                        span_index.insert(s, span_addrs.len() as u32);
+                        span_addrs.push(s);
+                    }
+                }
+                raw_maps.push((i, map));
+            }
+        }
+        // The mspan headers, in vectored batches.
+        let slen = l.span_size as usize;
+        let mut parsed: Vec<Option<Span>> = Vec::with_capacity(span_addrs.len());
+        let mut sbuf = vec![0u8; BATCH_REQS * slen];
+        for chunk in span_addrs.chunks(BATCH_REQS) {
+            let reqs: Vec<ReadReq> = chunk
+                .iter()
+                .map(|&a| ReadReq { addr: a, len: slen })
+                .collect();
+            mem.read_batch(&reqs, &mut sbuf[..reqs.len() * slen], &mut ok);
+            for k in 0..chunk.len() {
+                let b = &sbuf[k * slen..(k + 1) * slen];
+                parsed.push(
+                    ok.get(k)
+                        .copied()
+                        .unwrap_or(false)
+                        .then(|| parse_span(l, b))
+                        .flatten(),
+                );
+            }
+        }
+        // Keep in-use spans; map their pages.
+        let mut new_index: Vec<u32> = vec![0; parsed.len()];
+        for (k, s) in parsed.iter().enumerate() {
+            if let Some(s) = s {
+                heap.spans.push(*s);
+                new_index[k] = heap.spans.len() as u32;
+                heap.lo = heap.lo.min(s.base);
+                heap.hi = heap.hi.max(s.end);
+                heap.span_bytes += s.end - s.base;
+            }
+        }
+        for (i, map) in raw_maps {
+            let pages: Vec<u32> = map
+                .iter()
+                .map(|&s| {
+                    if s == 0 {
+                        0
+                    } else {
+                        span_index.get(&s).map_or(0, |&k| new_index[k as usize])
+                    }
+                })
+                .collect();
+            heap.arenas.insert(i, heap.pages.len() as u32);
+            heap.pages.push(pages);
+        }
+        if heap.spans.is_empty() {
+            heap.lo = 0;
+        }
+        Ok(heap)
+    }
+
+    /// The allocated-or-free object slot of an in-use span that contains `p`, if any. Free slots
+    /// count: an object allocated after the span was read must not be lost.
+    #[inline]
+    pub fn object_of(&self, p: u64) -> Option<ObjRef> {
+        let s = self.span_of(p)?;
+        let span = &self.spans[s as usize];
+        if p < span.base {
+            return None;
+        }
+        let index = (p - span.base) / span.elemsize;
+        if index >= u64::from(span.nelems) {
+            return None;
+        }
+        Some(ObjRef {
+            span: s,
+            index: index as u32,
+        })
+    }
+
+    /// Index into [`Heap::spans`] of the in-use span holding `p`.
+    #[inline]
+    pub fn span_of(&self, p: u64) -> Option<u32> {
+        if p < self.lo || p >= self.hi {
+            return None;
+        }
+        let off = p.wrapping_sub(self.arena_base_offset);
+        let pages = &self.pages[*self.arenas.get(&(off / self.arena_bytes))? as usize];
+        let s = *pages.get(((off % self.arena_bytes) >> self.page_shift) as usize)?;
+        (s != 0).then_some(s - 1)
+    }
+
+    /// Whether `a` and `b` lie in the same in-use span.
+    pub fn same_span(&self, a: u64, b: u64) -> bool {
+        self.span_of(a).is_some_and(|s| Some(s) == self.span_of(b))
+    }
+
+    /// Start and size of an object.
+    pub fn object(&self, r: ObjRef) -> (u64, u64) {
+        let s = &self.spans[r.span as usize];
+        (s.base + u64::from(r.index) * s.elemsize, s.elemsize)
+    }
+
+    /// Whether `p` is inside the heap's in-use spans.
+    pub fn contains(&self, p: u64) -> bool {
+        self.object_of(p).is_some()
+    }
+
+    /// The finalizer and cleanup records of every span: (object, record address, record kind),
+    /// walked with a bound per span. These are roots: the runtime scans what the object points to
+    /// and the finalizer's function, without marking the object itself.
+    pub fn finalizers<M: Memory + ?Sized>(&self, mem: &M, l: &HeapLayout) -> Vec<(ObjRef, u64)> {
+        let mut out = Vec::new();
+        let hdr = (l.special_size as usize).max(16);
+        let mut buf = vec![0u8; hdr];
+        for (si, s) in self.spans.iter().enumerate() {
+            let mut at = s.specials;
+            let mut n = 0;
+            while at != 0 && n < 100_000 {
+                n += 1;
+                if mem.read(at, &mut buf).is_err() {
+                    break;
+                }
+                let kind = buf.get(l.special_kind as usize).copied().unwrap_or(0);
+                let offset = uint_at(&buf, l.special_offset.0, l.special_offset.1);
+                if kind == l.kind_finalizer || Some(kind) == l.kind_cleanup {
+                    if let Some(r) = self.object_of(s.base + offset) {
+                        if r.span as usize == si {
+                            out.push((r, at));
+                        }
+                    }
+                }
+                at = u64_at(&buf, 0);
+            }
+        }
+        out
+    }
+}
+
+fn parse_span(l: &HeapLayout, b: &[u8]) -> Option<Span> {
+    if uint_at(b, l.span_state, 1) as u8 != l.span_in_use {
+        return None;
+    }
+    let base = u64_at(b, l.span_start);
+    let npages = u64_at(b, l.span_npages);
+    let elemsize = u64_at(b, l.span_elemsize);
+    let nelems = uint_at(b, l.span_nelems.0, l.span_nelems.1);
+    let class = uint_at(b, l.span_class, 1);
+    let end = base.checked_add(npages.checked_mul(l.page_size)?)?;
+    if base == 0 || npages == 0 || elemsize == 0 || nelems == 0 || nelems > u64::from(u32::MAX) {
+        return None;
+    }
+    if nelems.checked_mul(elemsize)? > end - base {
+        return None;
+    }
+    Some(Span {
+        base,
+        end,
+        elemsize,
+        nelems: nelems as u32,
+        noscan: class & 1 != 0,
+        specials: u64_at(b, l.span_specials),
+    })
+}
+
+/// Marks objects reachable from the roots it is given.
+///
+/// Marked objects of scan size classes wait in a queue; [`Marker::drain`] reads them span by
+/// span (nearby objects of one span in one range, many ranges in one vectored read of at most
+/// [`BATCH_BYTES`]) and scans their words, until nothing is left. Objects can be *watched*:
+/// marking one is logged, so a fixed point over blocked goroutines learns which of their
+/// blocking objects became reachable without testing all of them after every drain.
+#[derive(Debug)]
+pub struct Marker<'h> {
+    heap: &'h Heap,
+    /// Per span: mark bits (allocated on first mark).
+    marks: Vec<Vec<u64>>,
+    /// Marked objects not scanned yet.
+    pending: Vec<ObjRef>,
+    /// Parts of huge objects still to scan: (address, length).
+    pending_ranges: Vec<(u64, u64)>,
+    hidden: FxHashSet<u64>,
+    /// Per span: some object in it is watched.
+    span_watched: Vec<bool>,
+    watched: FxHashSet<ObjRef>,
+    /// Watched objects marked since the last [`Marker::take_hits`].
+    hits: Vec<ObjRef>,
+    /// Objects marked so far.
+    pub marked: u64,
+    /// Bytes scanned so far (roots and objects).
+    pub bytes_scanned: u64,
+    /// Bytes of objects that could not be read.
+    pub unreadable: u64,
+    reqs: Vec<ReadReq>,
+    buf: Vec<u8>,
+    ok: Vec<bool>,
+}
+
+/// One range read in a single request: `[start, end)` and the objects (address, length) in it.
+type Run = (u64, u64, Vec<(u64, u64)>);
+
+/// Objects of one span at most this far apart are read as one range.
+const COALESCE_GAP: u64 = 4096;
+
+impl<'h> Marker<'h> {
+    /// A mark with nothing marked.
+    pub fn new(heap: &'h Heap) -> Self {
+        Marker {
+            heap,
+            marks: vec![Vec::new(); heap.spans.len()],
+            pending: Vec::new(),
+            pending_ranges: Vec::new(),
+            hidden: FxHashSet::default(),
+            span_watched: vec![false; heap.spans.len()],
+            watched: FxHashSet::default(),
+            hits: Vec::new(),
+            marked: 0,
+            bytes_scanned: 0,
+            unreadable: 0,
+            reqs: Vec::new(),
+            buf: Vec::new(),
+            ok: Vec::new(),
+        }
+    }
+
+    /// The heap being marked.
+    pub fn heap(&self) -> &'h Heap {
+        self.heap
+    }
+
+    /// Hides the words in `[addr, addr + len)` from the mark: pointers stored there are not
+    /// followed.
+    pub fn hide(&mut self, addr: u64, len: u64) {
+        let mut a = addr & !7;
+        while a < addr.saturating_add(len) {
+            self.hidden.insert(a);
+            a += 8;
+        }
+    }
+
+    /// Watches the object containing `p`: when it gets marked, [`Marker::take_hits`] returns it.
+    /// Returns the object, or `None` when `p` is not in the heap.
+    pub fn watch(&mut self, p: u64) -> Option<ObjRef> {
+        let r = self.heap.object_of(p)?;
+        self.span_watched[r.span as usize] = true;
+        self.watched.insert(r);
+        Some(r)
+    }
+
+    /// Watched objects marked since the last call.
+    pub fn take_hits(&mut self) -> Vec<ObjRef> {
+        std::mem::take(&mut self.hits)
+    }
+
+    /// Marks the object containing `p`; `true` if it was not marked before. Objects of scan
+    /// size classes are queued for scanning.
+    #[inline]
+    pub fn mark(&mut self, p: u64) -> bool {
+        match self.heap.object_of(p) {
+            Some(r) => self.mark_ref(r),
+            None => false,
+        }
+    }
+
+    /// Marks object `r`; `true` if it was not marked before.
+    pub fn mark_ref(&mut self, r: ObjRef) -> bool {
+        let bits = &mut self.marks[r.span as usize];
+        if bits.is_empty() {
+            let n = self.heap.spans[r.span as usize].nelems as usize;
+            bits.resize(n.div_ceil(64), 0);
+        }
+        let (w, b) = ((r.index / 64) as usize, r.index % 64);
+        if bits[w] >> b & 1 != 0 {
+            return false;
+        }
+        bits[w] |= 1 << b;
+        self.marked += 1;
+        if self.span_watched[r.span as usize] && self.watched.contains(&r) {
+            self.hits.push(r);
+        }
+        if !self.heap.spans[r.span as usize].noscan {
+            self.pending.push(r);
+        }
+        true
+    }
+
+    /// Whether the object containing `p` is marked; `None` when `p` is not in the heap (globals,
+    /// stacks, memory the runtime does not manage).
+    pub fn is_marked(&self, p: u64) -> Option<bool> {
+        let r = self.heap.object_of(p)?;
+        Some(self.is_marked_ref(r))
+    }
+
+    /// Whether object `r` is marked.
+    pub fn is_marked_ref(&self, r: ObjRef) -> bool {
+        self.marks[r.span as usize]
+            .get((r.index / 64) as usize)
+            .is_some_and(|w| w >> (r.index % 64) & 1 != 0)
+    }
+
+    /// Queues an object's contents for scanning without marking it (a finalizer's object: its
+    /// referents are kept alive, it itself is not).
+    pub fn scan_contents(&mut self, r: ObjRef) {
+        if !self.heap.spans[r.span as usize].noscan {
+            let (base, size) = self.heap.object(r);
+            self.pending_ranges.push((base, size));
+        }
+    }
+
+    /// Scans root words read from the target at `addr`. With `bits`, only words whose bit is set
+    /// hold pointers (bit `i` for the word at `addr + 8*i`); without, every word may.
+    pub fn scan_root(&mut self, addr: u64, bytes: &[u8], bits: Option<&[u8]>) {
+        self.bytes_scanned += bytes.len() as u64;
+        for (i, w) in bytes.chunks_exact(8).enumerate() {
+            if let Some(bits) = bits {
+                match bits.get(i / 8) {
+                    Some(b) if b >> (i % 8) & 1 != 0 => {}
+                    Some(_) => continue,
+                    None => break,
+                }
+            }
+            let v = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+            self.consider(addr + 8 * i as u64, v);
+        }
+    }
+
+    /// Treats the word `v`, stored at `at`, as a possible pointer: marks the object it points
+    /// into unless the word is hidden.
+    #[inline]
+    pub fn consider(&mut self, at: u64, v: u64) {
+        if v < self.heap.lo || v >= self.heap.hi {
+            return;
+        }
+        if !self.hidden.is_empty() && self.hidden.contains(&at) {
+            return;
+        }
+        self.mark(v);
+    }
+
+    /// Scans queued objects until none is left.
+    pub fn drain<M: Memory + ?Sized>(&mut self, mem: &M) {
+        // (read range, objects in it as (address, length))
+        let mut runs: Vec<Run> = Vec::new();
+        while !self.pending.is_empty() || !self.pending_ranges.is_empty() {
+            runs.clear();
+            let mut objs: Vec<(u64, u64)> = self
+                .pending
+                .drain(..)
+                .map(|r| self.heap.object(r))
+                .chain(self.pending_ranges.drain(..))
+                .collect();
+            objs.sort_unstable();
+            for (addr, len) in objs {
+                // Huge objects are scanned in pieces of at most BATCH_BYTES.
+                let mut a = addr;
+                let end = addr.saturating_add(len);
+                while a < end {
+                    let piece = (end - a).min(BATCH_BYTES as u64);
+                    match runs.last_mut() {
+                        Some((start, rend, members))
+                            if a >= *rend
+                                && a - *rend <= COALESCE_GAP
+                                && a + piece - *start <= BATCH_BYTES as u64
+                                && self.heap.same_span(*start, a) =>
+                        {
+                            *rend = a + piece;
+                            members.push((a, piece));
+                        }
+                        _ => runs.push((a, a + piece, vec![(a, piece)])),
+                    }
+                    a += piece;
+                }
+            }
+            let mut i = 0;
+            while i < runs.len() {
+                let mut total = 0usize;
+                let mut j = i;
+                while j < runs.len()
+                    && (j == i
+                        || (total + (runs[j].1 - runs[j].0) as usize <= BATCH_BYTES
+                            && j - i < BATCH_REQS))
+                {
+                    total += (runs[j].1 - runs[j].0) as usize;
+                    j += 1;
+                }
+                self.scan_runs(mem, &runs[i..j], total);
+                i = j;
+            }
+        }
+    }
+
+    fn scan_runs<M: Memory + ?Sized>(
+        &mut self,
+        mem: &M,
+        runs: &[Run],
+        total: usize,
+    ) {
+        self.reqs.clear();
+        self.reqs.extend(runs.iter().map(|r| ReadReq {
+            addr: r.0,
+            len: (r.1 - r.0) as usize,
+        }));
+        let mut buf = std::mem::take(&mut self.buf);
+        if buf.len() < total {
+            buf.resize(total, 0);
+        }
+        let mut ok = std::mem::take(&mut self.ok);
+        mem.read_batch(&self.reqs, &mut buf[..total], &mut ok);
+        let mut at = 0usize;
+        for (k, (start, end, members)) in runs.iter().enumerate() {
+            let len = (end - start) as usize;
+            if !ok.get(k).copied().unwrap_or(false) {
+                self.unreadable += len as u64;
+                at += len;
+                continue;
+            }
+            for &(a, n) in members {
+                let off = at + (a - start) as usize;
+                self.bytes_scanned += n;
+                for (i, w) in buf[off..off + n as usize].chunks_exact(8).enumerate() {
+                    let v = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+                    self.consider(a + 8 * i as u64, v);
+                }
+            }
+            at += len;
+        }
+        self.buf = buf;
+        self.ok = ok;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gostall_target::MemError;
+
+    /// A flat memory image starting at `base`.
+    struct Image {
+        base: u64,
+        bytes: Vec<u8>,
+    }
+
+    impl Memory for Image {
+        fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
+            let off = addr.checked_sub(self.base).ok_or(MemError::BadRange {
+                addr,
+                len: buf.len(),
+            })? as usize;
+            let src = self
+                .bytes
+                .get(off..off + buf.len())
+                .ok_or(MemError::BadRange {
+                    addr,
+                    len: buf.len(),
+                })?;
+            buf.copy_from_slice(src);
+            Ok(())
+        }
+    }
+
+    fn heap_with(spans: Vec<Span>) -> Heap {
+        let arena_bytes = 1 << 26;
+        let mut pages = vec![0u32; (arena_bytes >> 13) as usize];
+        let (mut lo, mut hi) = (u64::MAX, 0);
+        for (k, s) in spans.iter().enumerate() {
+            for p in ((s.base % arena_bytes) >> 13)..((s.end % arena_bytes) >> 13) {
+                pages[p as usize] = k as u32 + 1;
+            }
+            lo = lo.min(s.base);
+            hi = hi.max(s.end);
+        }
+        let mut arenas = FxHashMap::default();
+        arenas.insert(
+            0xc000000000u64.wrapping_sub(0xffff_8000_0000_0000) / arena_bytes,
+            0,
+        );
+        Heap {
+            arena_bytes,
+            arena_base_offset: 0xffff_8000_0000_0000,
+            page_shift: 13,
+            arenas,
+            pages: vec![pages],
+            spans,
+            lo,
+            hi,
+            span_bytes: 0,
+        }
+    }
+
+    #[test]
+    fn marks_through_scan_objects_but_not_noscan_or_hidden_words() {
+        let base = 0xc000000000u64;
+        let scan = Span {
+            base,
+            end: base + 8192,
+            elemsize: 32,
+            nelems: 256,
+            noscan: false,
+            specials: 0,
+        };
+        let noscan = Span {
+            base: base + 8192,
+            end: base + 16384,
+            elemsize: 16,
+            nelems: 512,
+            noscan: true,
+            specials: 0,
+        };
+        let heap = heap_with(vec![scan, noscan]);
+        let mut img = Image {
+            base,
+            bytes: vec![0; 16384],
+        };
+        let put = |img: &mut Image, at: u64, v: u64| {
+            let o = (at - base) as usize;
+            img.bytes[o..o + 8].copy_from_slice(&v.to_le_bytes());
+        };
+        // obj0 → obj1 (interior pointer) → noscan obj whose word looks like a pointer to obj3.
+        put(&mut img, base, base + 32 + 8);
+        put(&mut img, base + 32 + 16, base + 8192 + 16);
+        put(&mut img, base + 8192 + 16, base + 96);
+        // obj2's second word points at obj4, but is hidden.
+        put(&mut img, base + 64 + 8, base + 128);
+        let mut m = Marker::new(&heap);
+        m.hide(base + 64 + 8, 8);
+        m.scan_root(0x1000, &base.to_le_bytes(), None);
+        m.scan_root(0x2000, &(base + 64).to_le_bytes(), Some(&[1]));
+        m.scan_root(0x3000, &(base + 160).to_le_bytes(), Some(&[0]));
+        m.drain(&img);
+        assert_eq!(m.is_marked(base), Some(true));
+        assert_eq!(m.is_marked(base + 40), Some(true));
+        assert_eq!(m.is_marked(base + 8192 + 16), Some(true));
+        assert_eq!(
+            m.is_marked(base + 96),
+            Some(false),
+            "noscan objects are not scanned"
+        );
+        assert_eq!(m.is_marked(base + 64), Some(true));
+        assert_eq!(m.is_marked(base + 128), Some(false), "hidden word");
+        assert_eq!(
+            m.is_marked(base + 160),
+            Some(false),
+            "bit clear in the root's bitmap"
+        );
+        assert_eq!(m.is_marked(0x1000), None);
+        assert_eq!(m.marked, 4);
+    }
+}
