@@ -79,7 +79,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => println!("no DWARF"),
         Some(d) => {
             println!("DWARF loaded in {:?}: {d:?}", t1.elapsed());
-            for name in ["runtime.g", "runtime.m"] {
+            let types = std::env::var("INSPECT_TYPES")
+                .unwrap_or_else(|_| "runtime.g,runtime.m".to_string());
+            for name in types.split(',') {
                 if let Some(l) = d.struct_layout(name) {
                     println!("{name}: size {}", l.size);
                     for f in &l.fields {
@@ -89,7 +91,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             let mut c: Vec<_> = d
                 .constants()
-                .filter(|(n, _)| n.starts_with("runtime._G"))
+                .filter(|(n, _)| {
+                    n.starts_with(
+                        &std::env::var("INSPECT_CONSTS")
+                            .unwrap_or_else(|_| "runtime._G".to_string()),
+                    )
+                })
                 .collect();
             c.sort();
             println!("constants: {c:?}");

@@ -332,6 +332,25 @@ impl<'a> GoBinary<'a> {
             .map(|s| (s.2, addr - s.0))
     }
 
+    /// Every data symbol (global variable) with a size, as (link-time address, size, name),
+    /// sorted by address: to name the global a pointer was found in.
+    pub fn data_symbols(&self) -> Vec<(u64, u64, &'a str)> {
+        let mut v: Vec<(u64, u64, &'a str)> = self
+            .elf
+            .symbols()
+            .filter(|s| !s.is_undefined() && s.kind() == object::SymbolKind::Data && s.size() > 0)
+            .filter_map(|s| {
+                Some((
+                    s.address(),
+                    s.size(),
+                    s.name().ok().filter(|n| !n.is_empty())?,
+                ))
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
     /// A section by exact name: its address (0 for non-allocated sections) and raw file bytes
     /// (empty for `SHT_NOBITS`; still compressed for compressed debug sections — use
     /// [`GoBinary::dwarf`] for DWARF).

@@ -103,6 +103,8 @@ pub struct Program<'p> {
     pub go_version: String,
     /// Minor version (27 for Go 1.27.3), for the few encodings that are not described in DWARF.
     pub go_minor: u32,
+    /// Global variables (link-time address, size, name), sorted: to name where a pointer is.
+    pub globals: Vec<(u64, u64, &'p str)>,
 }
 
 impl<'p> Program<'p> {
@@ -168,7 +170,18 @@ impl<'p> Program<'p> {
             wait_reasons,
             go_minor: bin.go_version().map_or(0, |v| v.1),
             go_version,
+            globals: bin.data_symbols(),
         })
+    }
+}
+
+impl Program<'_> {
+    /// The global variable holding run-time address `addr`, as `name` or `name+0x10`.
+    pub fn global_at(&self, addr: u64) -> Option<String> {
+        let link = addr.checked_sub(self.bias)?;
+        let i = self.globals.partition_point(|g| g.0 <= link);
+        let (start, size, name) = *self.globals.get(i.checked_sub(1)?)?;
+        (link < start + size).then(|| crate::live::symbol_plus(name, link - start))
     }
 }
 

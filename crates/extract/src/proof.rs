@@ -99,6 +99,8 @@ struct Verdict {
 
 struct PassOut {
     verdicts: FxHashMap<u64, Verdict>,
+    /// Object pieces scanned with the runtime's metadata, and conservatively.
+    heap_counts: (u64, u64),
     /// Objects' heap homes: object address → (base, size).
     homes: FxHashMap<u64, (u64, u64)>,
     marked: u64,
@@ -250,7 +252,11 @@ impl Program<'_> {
         Ok(Proof {
             facts: Some(ProofFacts {
                 leaked,
-                heap_scan: ScanMethod::Conservative,
+                heap_scan: match p1.heap_counts {
+                    (_, 0) => ScanMethod::Precise,
+                    (0, _) => ScanMethod::Conservative,
+                    _ => ScanMethod::Mixed,
+                },
                 stack_scan,
                 passes,
                 disagreed,
@@ -336,6 +342,10 @@ impl Program<'_> {
             blocking.push(b);
         }
         let mut marker = Marker::new(&heap);
+        let trace = std::env::var_os("GOSTALL_PROOF_TRACE").is_some();
+        if trace {
+            marker.trace();
+        }
         // Goroutines waiting on each watched heap object.
         let mut waiters: FxHashMap<ObjRef, Vec<usize>> = FxHashMap::default();
         let mut roots: Vec<usize> = Vec::new();
@@ -462,6 +472,25 @@ impl Program<'_> {
                 }
             }
         }
+        if trace {
+            for obj in waiters.keys() {
+                if marker.is_marked_ref(*obj) {
+                    let path: Vec<String> = marker
+                        .path(*obj)
+                        .iter()
+                        .map(|a| {
+                            let name = self.global_at(*a).unwrap_or_default();
+                            format!("{a:#x} {name}")
+                        })
+                        .collect();
+                    eprintln!(
+                        "proof trace: {:#x} reached via {}",
+                        heap.object(*obj).0,
+                        path.join(" -> ")
+                    );
+                }
+            }
+        }
         let mut verdicts = FxHashMap::default();
         for (i, b) in blocking.iter().enumerate() {
             let gi = &gs[i];
@@ -490,6 +519,7 @@ impl Program<'_> {
             }
         }
         Ok(PassOut {
+            heap_counts: marker.scan_counts(),
             verdicts,
             homes,
             marked: marker.marked,

@@ -329,6 +329,55 @@ pub struct HeapLayout {
     /// `sudog.c` and `sudog.elem` as (offset, size): the slots Go's leak detector hides from the
     /// mark for blocked goroutines (both words of a `maybeTraceablePtr`).
     pub sudog_hidden: [(u64, u64); 2],
+    /// Where the heap records which words of an object hold pointers.
+    pub bits: HeapBits,
+}
+
+/// How the heap records which words of an object hold pointers: what a precise mark reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeapBits {
+    /// One bit per heap word in each arena's `heapArena.bitmap` (Go 1.20–1.21).
+    ArenaBitmap {
+        /// Offset of `bitmap` in `runtime.heapArena`.
+        bitmap: u64,
+    },
+    /// Objects up to `max_in_span` bytes: one bit per word of the span, in a bitmap at the
+    /// span's end (before `inline_mark_bits` bytes of mark bits when the GC keeps them there);
+    /// bigger objects start with a header pointing at their type, and a span of one large
+    /// object names its type in `mspan.largeType` (Go 1.22+).
+    Headers {
+        /// Largest object size without a header (`minSizeForMallocHeader`).
+        max_in_span: u64,
+        /// Bytes of `spanInlineMarkBits` at the span's end for objects of 16 bytes and more
+        /// up to `max_in_span` (the Green Tea collector); 0 otherwise.
+        inline_mark_bits: u64,
+        /// Offset of `mspan.largeType`.
+        large_type: u64,
+        /// Where `abi.Type` keeps what the mark needs.
+        ty: TypeLayout,
+    },
+    /// Not described: objects are scanned conservatively.
+    Unknown,
+}
+
+/// Members of `internal/abi.Type` the mark reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TypeLayout {
+    /// Offset of `Size_`.
+    pub size: u64,
+    /// Offset of `PtrBytes` (bytes of the type that may hold pointers).
+    pub ptr_bytes: u64,
+    /// Offset of `TFlag`.
+    pub tflag: u64,
+    /// Offset of `Kind_`.
+    pub kind: u64,
+    /// Offset of `GCData` (the pointer bitmap, one bit per word of `PtrBytes`).
+    pub gcdata: u64,
+    /// `abi.KindGCProg`: `GCData` is a program, not a bitmap (Go ≤ 1.23).
+    pub kind_gc_prog: Option<u8>,
+    /// `abi.TFlagGCMaskOnDemand`: `GCData` points to a pointer to the bitmap, built by the
+    /// runtime on first use (Go 1.24+).
+    pub tflag_mask_on_demand: Option<u8>,
 }
 
 struct Types<'a>(&'a Dwarf);
@@ -602,7 +651,43 @@ fn heap_layout(t: &Types<'_>, mem: &MemLayout) -> Result<HeapLayout, String> {
             width("runtime.sudog", "c")?,
             width("runtime.sudog", "elem")?,
         ],
+        bits: heap_bits(t),
     })
+}
+
+/// Which pointer-bitmap scheme the binary's runtime uses, read from its DWARF: the arena
+/// bitmap member exists only where it is used, `mspan.largeType` only with malloc headers.
+fn heap_bits(t: &Types<'_>) -> HeapBits {
+    if let Some(bitmap) = t.try_off("runtime.heapArena", "bitmap") {
+        return HeapBits::ArenaBitmap { bitmap };
+    }
+    const TY: &str = "internal/abi.Type";
+    let ty = || -> Option<TypeLayout> {
+        let konst = |n: &str| t.0.constant(n).and_then(|v| u8::try_from(v).ok());
+        Some(TypeLayout {
+            size: t.try_off(TY, "Size_")?,
+            ptr_bytes: t.try_off(TY, "PtrBytes")?,
+            tflag: t.try_off(TY, "TFlag")?,
+            kind: t.try_off(TY, "Kind_")?,
+            gcdata: t.try_off(TY, "GCData")?,
+            kind_gc_prog: konst("internal/abi.KindGCProg"),
+            tflag_mask_on_demand: konst("internal/abi.TFlagGCMaskOnDemand"),
+        })
+    };
+    match (t.try_off("runtime.mspan", "largeType"), ty()) {
+        (Some(large_type), Some(ty)) => HeapBits::Headers {
+            // goarch.PtrSize * goarch.PtrBits on linux/amd64.
+            max_in_span: t
+                .0
+                .constant("runtime.minSizeForMallocHeader")
+                .and_then(|v| u64::try_from(v).ok())
+                .unwrap_or(512),
+            inline_mark_bits: t.size("runtime.spanInlineMarkBits").unwrap_or(0),
+            large_type,
+            ty,
+        },
+        _ => HeapBits::Unknown,
+    }
 }
 
 fn mem_layout(t: &Types<'_>) -> MemLayout {

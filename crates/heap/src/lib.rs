@@ -16,7 +16,7 @@
 //! and bounded; memory use is one bit per heap object plus the work list.
 #![deny(missing_docs)]
 
-use gostall_goruntime::layout::HeapLayout;
+use gostall_goruntime::layout::{HeapBits, HeapLayout, TypeLayout};
 use gostall_target::{Memory, ReadReq};
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -58,6 +58,10 @@ pub struct Span {
     pub noscan: bool,
     /// Head of the span's specials list (finalizers, cleanups, profiling records).
     pub specials: u64,
+    /// Size class 0: one large object.
+    pub large: bool,
+    /// For a large object with malloc headers: `mspan.largeType` (0: unknown).
+    pub large_type: u64,
 }
 
 /// An object: its span and index in the span.
@@ -85,6 +89,10 @@ pub struct Heap {
     hi: u64,
     /// Bytes of all in-use spans.
     pub span_bytes: u64,
+    /// How the heap records pointer words.
+    bits: Option<HeapBits>,
+    /// Arena index → its `heapArena` record (for the arena bitmap).
+    arena_records: FxHashMap<u64, u64>,
 }
 
 fn u64_at(b: &[u8], off: u64) -> u64 {
@@ -149,10 +157,12 @@ impl Heap {
         let mut ok = Vec::new();
         mem.read_batch(&reqs, &mut buf, &mut ok);
         let mut arenas: Vec<(u64, u64)> = Vec::new();
+        let mut arena_records: FxHashMap<u64, u64> = FxHashMap::default();
         for (k, &i) in idxs.iter().enumerate() {
             let ha = u64_at(&buf, (k * 8) as u64);
             if ok.get(k).copied().unwrap_or(false) && ha != 0 {
                 arenas.push((i, ha));
+                arena_records.insert(i, ha);
             }
         }
         let map_len = pages_per_arena * 8;
@@ -161,6 +171,8 @@ impl Heap {
             arena_base_offset: l.arena_base_offset,
             page_shift: l.page_size.trailing_zeros(),
             lo: u64::MAX,
+            bits: Some(l.bits),
+            arena_records,
             ..Heap::default()
         };
         let mut span_index: FxHashMap<u64, u32> = FxHashMap::default();
@@ -346,6 +358,11 @@ fn parse_span(l: &HeapLayout, b: &[u8]) -> Option<Span> {
         nelems: nelems as u32,
         noscan: class & 1 != 0,
         specials: u64_at(b, l.span_specials),
+        large: class >> 1 == 0,
+        large_type: match l.bits {
+            HeapBits::Headers { large_type, .. } => u64_at(b, large_type),
+            _ => 0,
+        },
     })
 }
 
@@ -371,6 +388,8 @@ pub struct Marker<'h> {
     watched: FxHashSet<ObjRef>,
     /// Watched objects marked since the last [`Marker::take_hits`].
     hits: Vec<ObjRef>,
+    /// With [`Marker::trace`]: for each marked object, the address of the word that marked it.
+    parents: Option<FxHashMap<ObjRef, u64>>,
     /// Objects marked so far.
     pub marked: u64,
     /// Bytes scanned so far (roots and objects).
@@ -380,6 +399,7 @@ pub struct Marker<'h> {
     reqs: Vec<ReadReq>,
     buf: Vec<u8>,
     ok: Vec<bool>,
+    maps: PtrMaps,
 }
 
 /// One range read in a single request: `[start, end)` and the objects (address, length) in it.
@@ -400,12 +420,14 @@ impl<'h> Marker<'h> {
             span_watched: vec![false; heap.spans.len()],
             watched: FxHashSet::default(),
             hits: Vec::new(),
+            parents: None,
             marked: 0,
             bytes_scanned: 0,
             unreadable: 0,
             reqs: Vec::new(),
             buf: Vec::new(),
             ok: Vec::new(),
+            maps: PtrMaps::default(),
         }
     }
 
@@ -431,6 +453,32 @@ impl<'h> Marker<'h> {
         self.span_watched[r.span as usize] = true;
         self.watched.insert(r);
         Some(r)
+    }
+
+    /// Remembers, for every object marked from now on, the word that marked it, so
+    /// [`Marker::path`] can say how an object was reached (costs a map entry per object).
+    pub fn trace(&mut self) {
+        self.parents.get_or_insert_with(FxHashMap::default);
+    }
+
+    /// With [`Marker::trace`]: the chain of words that led to object `r`, from the root word
+    /// (the first element: a global or stack slot, or a heap word for objects marked before
+    /// tracing began) to the word pointing at `r` (the last). Bounded.
+    pub fn path(&self, r: ObjRef) -> Vec<u64> {
+        let mut out = Vec::new();
+        let Some(parents) = &self.parents else {
+            return out;
+        };
+        let mut cur = r;
+        while let Some(&at) = parents.get(&cur) {
+            out.push(at);
+            match self.heap.object_of(at) {
+                Some(p) if out.len() < 64 => cur = p,
+                _ => break,
+            }
+        }
+        out.reverse();
+        out
     }
 
     /// Watched objects marked since the last call.
@@ -520,6 +568,16 @@ impl<'h> Marker<'h> {
         if !self.hidden.is_empty() && self.hidden.contains(&at) {
             return;
         }
+        if self.parents.is_some() {
+            if let Some(r) = self.heap.object_of(v) {
+                if self.mark_ref(r) {
+                    if let Some(p) = &mut self.parents {
+                        p.insert(r, at);
+                    }
+                }
+            }
+            return;
+        }
         self.mark(v);
     }
 
@@ -575,12 +633,7 @@ impl<'h> Marker<'h> {
         }
     }
 
-    fn scan_runs<M: Memory + ?Sized>(
-        &mut self,
-        mem: &M,
-        runs: &[Run],
-        total: usize,
-    ) {
+    fn scan_runs<M: Memory + ?Sized>(&mut self, mem: &M, runs: &[Run], total: usize) {
         self.reqs.clear();
         self.reqs.extend(runs.iter().map(|r| ReadReq {
             addr: r.0,
@@ -592,6 +645,7 @@ impl<'h> Marker<'h> {
         }
         let mut ok = std::mem::take(&mut self.ok);
         mem.read_batch(&self.reqs, &mut buf[..total], &mut ok);
+        self.prefetch_maps(mem, runs, &buf, &ok);
         let mut at = 0usize;
         for (k, (start, end, members)) in runs.iter().enumerate() {
             let len = (end - start) as usize;
@@ -603,9 +657,37 @@ impl<'h> Marker<'h> {
             for &(a, n) in members {
                 let off = at + (a - start) as usize;
                 self.bytes_scanned += n;
-                for (i, w) in buf[off..off + n as usize].chunks_exact(8).enumerate() {
-                    let v = u64::from_le_bytes(w.try_into().expect("8 bytes"));
-                    self.consider(a + 8 * i as u64, v);
+                let bytes = &buf[off..off + n as usize];
+                let words = bytes.chunks_exact(8).enumerate().map(|(i, w)| {
+                    (
+                        a + 8 * i as u64,
+                        u64::from_le_bytes(w.try_into().expect("8 bytes")),
+                    )
+                });
+                match self.source(a, bytes) {
+                    Source::None => {}
+                    Source::All => {
+                        self.maps.conservative += 1;
+                        for (at, v) in words {
+                            self.consider(at, v);
+                        }
+                    }
+                    Source::Bits { key, first } => {
+                        self.maps.precise += 1;
+                        for (i, (at, v)) in words.enumerate() {
+                            if self.maps.bit(key, first + i as u64) {
+                                self.consider(at, v);
+                            }
+                        }
+                    }
+                    Source::Typed { ty, data } => {
+                        self.maps.precise += 1;
+                        for (at, v) in words {
+                            if at >= data && self.maps.typed_bit(ty, at - data) {
+                                self.consider(at, v);
+                            }
+                        }
+                    }
                 }
             }
             at += len;
@@ -613,6 +695,279 @@ impl<'h> Marker<'h> {
         self.buf = buf;
         self.ok = ok;
     }
+}
+
+/// Which words of a piece of an object may hold pointers.
+enum Source {
+    /// None (a header-less object whose type has no pointers, a nil large type).
+    None,
+    /// Every word (no metadata could be read: conservative).
+    All,
+    /// Bit `first + i` of bitmap `key` for word `i` of the piece.
+    Bits { key: MapKey, first: u64 },
+    /// The words of type `ty` tiled from `data` (the object's first element).
+    Typed { ty: u64, data: u64 },
+}
+
+/// A cached bitmap: a span's trailing heap bits, or an arena's bitmap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum MapKey {
+    Span(u32),
+    Arena(u64),
+}
+
+/// A type's pointer layout, as the heap's type headers describe it.
+#[derive(Debug)]
+struct TypeInfo {
+    size: u64,
+    ptr_words: u64,
+    mask: Vec<u8>,
+}
+
+/// The runtime's pointer metadata read so far, cached for the mark.
+#[derive(Debug, Default)]
+struct PtrMaps {
+    bitmaps: FxHashMap<MapKey, Option<Vec<u8>>>,
+    types: FxHashMap<u64, Option<TypeInfo>>,
+    /// Object pieces scanned with the runtime's metadata.
+    precise: u64,
+    /// Object pieces scanned conservatively.
+    conservative: u64,
+}
+
+/// Largest pointer bitmap of one type read (a corrupt `PtrBytes` must not allocate without
+/// bound): 1 GiB of pointer words.
+const MAX_TYPE_MASK: u64 = 16 << 20;
+
+impl PtrMaps {
+    fn bit(&self, key: MapKey, i: u64) -> bool {
+        match self.bitmaps.get(&key) {
+            Some(Some(b)) => b
+                .get((i / 8) as usize)
+                .is_none_or(|x| x >> (i % 8) & 1 != 0),
+            // Unreadable: treat every word as a pointer.
+            _ => true,
+        }
+    }
+
+    fn typed_bit(&self, ty: u64, off: u64) -> bool {
+        match self.types.get(&ty) {
+            Some(Some(t)) => {
+                let w = (off % t.size.max(8)) / 8;
+                w < t.ptr_words
+                    && t.mask
+                        .get((w / 8) as usize)
+                        .is_some_and(|x| x >> (w % 8) & 1 != 0)
+            }
+            _ => true,
+        }
+    }
+}
+
+impl Marker<'_> {
+    /// Objects scanned with the runtime's own pointer metadata, and conservatively.
+    pub fn scan_counts(&self) -> (u64, u64) {
+        (self.maps.precise, self.maps.conservative)
+    }
+
+    /// Where the pointer words of the piece at `a` (bytes `bytes`) are described.
+    fn source(&self, a: u64, bytes: &[u8]) -> Source {
+        let heap = self.heap;
+        let Some(s) = heap.span_of(a) else {
+            return Source::All;
+        };
+        let span = &heap.spans[s as usize];
+        match heap.bits {
+            Some(HeapBits::ArenaBitmap { .. }) => {
+                let off = a.wrapping_sub(heap.arena_base_offset);
+                let ai = off / heap.arena_bytes;
+                Source::Bits {
+                    key: MapKey::Arena(ai),
+                    first: (off % heap.arena_bytes) / 8,
+                }
+            }
+            Some(HeapBits::Headers { max_in_span, .. }) => {
+                if span.elemsize <= max_in_span && !span.large {
+                    return Source::Bits {
+                        key: MapKey::Span(s),
+                        first: (a - span.base) / 8,
+                    };
+                }
+                if span.large {
+                    if span.large_type == 0 {
+                        return Source::None;
+                    }
+                    return Source::Typed {
+                        ty: span.large_type,
+                        data: span.base,
+                    };
+                }
+                // A header: the object's first word names its type.
+                let base = span.base + (a - span.base) / span.elemsize * span.elemsize;
+                if base != a {
+                    return Source::All;
+                }
+                match bytes.get(..8) {
+                    Some(w) => {
+                        let ty = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+                        if ty == 0 {
+                            Source::All
+                        } else {
+                            Source::Typed { ty, data: a + 8 }
+                        }
+                    }
+                    None => Source::All,
+                }
+            }
+            _ => Source::All,
+        }
+    }
+
+    /// Reads the bitmaps and types the pieces of `runs` need and the caches lack.
+    fn prefetch_maps<M: Memory + ?Sized>(
+        &mut self,
+        mem: &M,
+        runs: &[Run],
+        buf: &[u8],
+        ok: &[bool],
+    ) {
+        let mut keys: Vec<MapKey> = Vec::new();
+        let mut types: Vec<u64> = Vec::new();
+        let mut at = 0usize;
+        for (k, (start, end, members)) in runs.iter().enumerate() {
+            let len = (end - start) as usize;
+            if ok.get(k).copied().unwrap_or(false) {
+                for &(a, n) in members {
+                    let off = at + (a - start) as usize;
+                    match self.source(a, &buf[off..off + n as usize]) {
+                        Source::Bits { key, .. } if !self.maps.bitmaps.contains_key(&key) => {
+                            keys.push(key)
+                        }
+                        Source::Typed { ty, .. } if !self.maps.types.contains_key(&ty) => {
+                            types.push(ty)
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            at += len;
+        }
+        keys.sort_unstable_by_key(|k| match k {
+            MapKey::Span(s) => (0, u64::from(*s)),
+            MapKey::Arena(a) => (1, *a),
+        });
+        keys.dedup();
+        types.sort_unstable();
+        types.dedup();
+        let heap = self.heap;
+        // Bitmaps: a span's trailing heap bits, or an arena's bitmap.
+        let mut reqs = Vec::with_capacity(keys.len());
+        for key in &keys {
+            let req = match (*key, heap.bits) {
+                (
+                    MapKey::Span(s),
+                    Some(HeapBits::Headers {
+                        inline_mark_bits, ..
+                    }),
+                ) => {
+                    let span = &heap.spans[s as usize];
+                    let size = span.end - span.base;
+                    let bits = size / 64;
+                    let marks = if span.elemsize >= 16 {
+                        inline_mark_bits
+                    } else {
+                        0
+                    };
+                    ReadReq {
+                        addr: span.end - bits - marks,
+                        len: bits as usize,
+                    }
+                }
+                (MapKey::Arena(ai), Some(HeapBits::ArenaBitmap { bitmap })) => {
+                    match heap.arena_records.get(&ai) {
+                        Some(&rec) => ReadReq {
+                            addr: rec + bitmap,
+                            len: (heap.arena_bytes / 64) as usize,
+                        },
+                        None => ReadReq { addr: 0, len: 0 },
+                    }
+                }
+                _ => ReadReq { addr: 0, len: 0 },
+            };
+            reqs.push(req);
+        }
+        let mut done = 0;
+        while done < reqs.len() {
+            // Batches of at most BATCH_BYTES (an arena bitmap is 1 MiB).
+            let mut end = done;
+            let mut total = 0usize;
+            while end < reqs.len()
+                && (end == done || total + reqs[end].len <= BATCH_BYTES)
+                && end - done < BATCH_REQS
+            {
+                total += reqs[end].len;
+                end += 1;
+            }
+            let mut b = vec![0u8; total];
+            let mut okb = Vec::new();
+            mem.read_batch(&reqs[done..end], &mut b, &mut okb);
+            let mut at = 0usize;
+            for (i, r) in reqs[done..end].iter().enumerate() {
+                let good = r.len > 0 && okb.get(i).copied().unwrap_or(false);
+                self.maps
+                    .bitmaps
+                    .insert(keys[done + i], good.then(|| b[at..at + r.len].to_vec()));
+                at += r.len;
+            }
+            done = end;
+        }
+        // Types: their headers, then their masks.
+        let Some(HeapBits::Headers { ty: tl, .. }) = heap.bits else {
+            return;
+        };
+        for ty in types {
+            let info = read_type(mem, &tl, ty);
+            self.maps.types.insert(ty, info);
+        }
+    }
+}
+
+/// A type's size and pointer bitmap, read from its `abi.Type`. `None` when it cannot be read
+/// or its bitmap is a GC program (scanned conservatively then).
+fn read_type<M: Memory + ?Sized>(mem: &M, tl: &TypeLayout, ty: u64) -> Option<TypeInfo> {
+    let mut hdr = [0u8; 64];
+    let need = (tl.gcdata + 8).max(tl.kind + 1).max(tl.tflag + 1) as usize;
+    mem.read(ty, &mut hdr[..need.min(64)]).ok()?;
+    let size = u64_at(&hdr, tl.size);
+    let ptr_bytes = u64_at(&hdr, tl.ptr_bytes);
+    let kind = hdr[tl.kind as usize];
+    let tflag = hdr[tl.tflag as usize];
+    if tl.kind_gc_prog.is_some_and(|g| kind & g != 0) {
+        return None;
+    }
+    let ptr_words = ptr_bytes / 8;
+    if size == 0 || ptr_bytes > size || ptr_words > MAX_TYPE_MASK * 8 {
+        return None;
+    }
+    let mut gcdata = u64_at(&hdr, tl.gcdata);
+    if tl.tflag_mask_on_demand.is_some_and(|f| tflag & f != 0) {
+        // GCData points to the slot of a bitmap the runtime builds on first use.
+        gcdata = mem.read_u64(gcdata).ok().filter(|&p| p != 0)?;
+    }
+    if ptr_words == 0 {
+        return Some(TypeInfo {
+            size,
+            ptr_words,
+            mask: Vec::new(),
+        });
+    }
+    let mut mask = vec![0u8; ptr_words.div_ceil(8) as usize];
+    mem.read(gcdata, &mut mask).ok()?;
+    Some(TypeInfo {
+        size,
+        ptr_words,
+        mask,
+    })
 }
 
 #[cfg(test)]
@@ -670,6 +1025,8 @@ mod tests {
             lo,
             hi,
             span_bytes: 0,
+            bits: None,
+            arena_records: FxHashMap::default(),
         }
     }
 
@@ -683,6 +1040,8 @@ mod tests {
             nelems: 256,
             noscan: false,
             specials: 0,
+            large: false,
+            large_type: 0,
         };
         let noscan = Span {
             base: base + 8192,
@@ -691,6 +1050,8 @@ mod tests {
             nelems: 512,
             noscan: true,
             specials: 0,
+            large: false,
+            large_type: 0,
         };
         let heap = heap_with(vec![scan, noscan]);
         let mut img = Image {
