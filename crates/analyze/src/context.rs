@@ -11,8 +11,13 @@ use rustc_hash::{FxHashMap, FxHashSet};
 /// What a stack says, independent of which goroutine owns it.
 #[derive(Debug, Default, Clone)]
 pub struct StackFacts {
-    /// Innermost frame in the user's code (not runtime, stdlib or cgo trampolines).
+    /// The root-cause frame: the innermost frame of the application's own code (its main
+    /// module), else the innermost frame of any non-standard-library code (not runtime, stdlib
+    /// or cgo trampolines).
     pub user_frame: Option<FrameId>,
+    /// The innermost frame of a dependency (library code outside the main module) below the
+    /// root-cause frame, e.g. `github.com/lib/pq.(*conn).recvMessage`: evidence on the way.
+    pub lib_frame: Option<FrameId>,
     /// Every user function on the stack, innermost first, without repeats.
     pub user_funcs: Vec<Sym>,
     /// `read`, `write` or `accept` when the goroutine sits in a network operation.
@@ -56,6 +61,11 @@ pub struct Context<'a> {
     pub has_signal_loop: bool,
     /// Some goroutine accepts network connections or waits on network I/O.
     pub has_network: bool,
+    /// Live, with the reachability proof: goroutines proved leaked.
+    pub proven_leaked: FxHashSet<u64>,
+    /// Live: lock-order cycles found through the locks' likely holders, each a list of
+    /// goroutine ids in wait order (each waits for a lock the next one holds).
+    pub lock_cycles: Vec<Vec<u64>>,
     empty: StackFacts,
 }
 
@@ -71,8 +81,15 @@ impl<'a> Context<'a> {
             children: FxHashMap::default(),
             has_signal_loop: false,
             has_network: false,
+            proven_leaked: snap
+                .proof
+                .as_ref()
+                .map(|p| p.leaked.iter().copied().collect())
+                .unwrap_or_default(),
+            lock_cycles: Vec::new(),
             empty: StackFacts::default(),
         };
+        cx.lock_cycles = lock_cycles(snap);
         cx.facts.resize(snap.tables.sizes().2, None);
         cx.by_id.reserve(snap.goroutines.len());
         // Per-goroutine work indexes into per-stack data; maps are touched once per distinct stack.
@@ -137,6 +154,9 @@ impl<'a> Context<'a> {
             depth: t.stack(stack).len(),
             ..StackFacts::default()
         };
+        let main_module = self.snap.process.main_module.as_deref();
+        let mut app_frame = None;
+        let mut first_user = None;
         for fr in t.stack_frames(stack) {
             let name = fr.function;
             let frame = t.frame(fr.id);
@@ -144,7 +164,16 @@ impl<'a> Context<'a> {
                 f.cgo_callback = true;
             }
             if rt::is_user_function(name) {
-                if f.user_frame.is_none() {
+                if app_frame.is_none() {
+                    if rt::is_app_code(name, t.str(frame.file), main_module) {
+                        app_frame = Some(fr.id);
+                    } else if f.lib_frame.is_none() {
+                        f.lib_frame = Some(fr.id);
+                    }
+                }
+                if first_user.is_none() {
+                    first_user = Some(fr.id);
+                    // Until an application frame is found, the innermost user frame stands in.
                     f.user_frame = Some(fr.id);
                 }
                 if !f.user_funcs.contains(&frame.function) {
@@ -175,6 +204,11 @@ impl<'a> Context<'a> {
                     _ => {}
                 }
             }
+        }
+        if app_frame.is_some() {
+            f.user_frame = app_frame;
+        } else {
+            f.lib_frame = None;
         }
         f
     }
@@ -365,6 +399,46 @@ impl<'a> Context<'a> {
         }
     }
 
+    /// Live: the objects goroutine `id` waits on, with what it wants from each.
+    pub fn waits_of(
+        &self,
+        id: u64,
+    ) -> impl Iterator<Item = (&'a gostall_model::SyncObject, gostall_model::WaitOp)> + '_ {
+        self.snap
+            .waits_of(id)
+            .iter()
+            .filter_map(|w| Some((self.snap.objects.get(w.object as usize)?, w.op)))
+    }
+
+    /// `goroutine 42 in main.beginBatch (batch.go:17), itself blocked in chan receive` — who a
+    /// goroutine is and what it does now, for chains of evidence.
+    pub fn describe_goroutine(&self, id: u64) -> String {
+        let Some(&i) = self.by_id.get(&id) else {
+            return format!("goroutine {id}");
+        };
+        let g = self.g(i);
+        let at = self
+            .facts(g)
+            .user_frame
+            .map(|f| format!(" in {}", self.short(f)))
+            .unwrap_or_default();
+        let doing = match (g.state, g.wait_reason) {
+            (GoState::Waiting, Some(r)) => {
+                let leaked = if self.proven_leaked.contains(&id) {
+                    " (leaked)"
+                } else {
+                    ""
+                };
+                format!(", itself blocked in {}{leaked}", r.as_str())
+            }
+            (GoState::Running, _) => ", running".to_string(),
+            (GoState::Runnable | GoState::Preempted, _) => ", runnable".to_string(),
+            (GoState::Syscall, _) => ", in a system call".to_string(),
+            _ => String::new(),
+        };
+        format!("goroutine {id}{at}{doing}")
+    }
+
     /// Builds a finding from its parts.
     #[allow(clippy::too_many_arguments)]
     pub fn finding(
@@ -398,6 +472,62 @@ impl<'a> Context<'a> {
             advice: advice.to_string(),
         }
     }
+}
+
+/// Cycles in the live wait-for graph through locks: goroutine → the lock it waits for → the
+/// lock's likely holder (a goroutine whose live frames point at the locked lock and which does
+/// not wait for it) → the lock that holder waits for … back to the first. Each cycle once,
+/// starting at its smallest goroutine id.
+fn lock_cycles(snap: &Snapshot) -> Vec<Vec<u64>> {
+    use gostall_model::ObjectKind;
+    // goroutine → holders of the lock it waits for.
+    let mut next: FxHashMap<u64, Vec<u64>> = FxHashMap::default();
+    for w in &snap.waits {
+        let Some(o) = snap.objects.get(w.object as usize) else {
+            continue;
+        };
+        if matches!(o.kind, ObjectKind::Mutex | ObjectKind::RWMutex) && !o.holders.is_empty() {
+            next.entry(w.goroutine)
+                .or_default()
+                .extend(o.holders.iter().copied().filter(|&h| h != w.goroutine));
+        }
+    }
+    let mut cycles: Vec<Vec<u64>> = Vec::new();
+    let mut starts: Vec<u64> = next.keys().copied().collect();
+    starts.sort_unstable();
+    for &start in &starts {
+        // Depth-first search for a path back to `start` through larger ids only (so each cycle
+        // is found once, from its smallest member), bounded.
+        let mut path = vec![start];
+        let mut iters: Vec<usize> = vec![0];
+        let mut steps = 0;
+        while let Some(&g) = path.last() {
+            steps += 1;
+            if steps > 10_000 {
+                break;
+            }
+            let k = iters.last().copied().unwrap_or(0);
+            let succ = next.get(&g).and_then(|v| v.get(k)).copied();
+            match succ {
+                None => {
+                    path.pop();
+                    iters.pop();
+                }
+                Some(h) => {
+                    *iters.last_mut().expect("non-empty") += 1;
+                    if h == start && path.len() >= 2 {
+                        cycles.push(path.clone());
+                    } else if h > start && !path.contains(&h) && path.len() < 16 {
+                        path.push(h);
+                        iters.push(0);
+                    }
+                }
+            }
+        }
+    }
+    cycles.sort();
+    cycles.dedup();
+    cycles
 }
 
 /// `850ms`, `42s`, `3m12s`, `2h05m`.

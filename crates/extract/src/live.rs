@@ -163,6 +163,10 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
         skipped_more: 0,
     });
     snap.process.go_version = Some(prog.go_version.trim_start_matches("go").to_string());
+    snap.process.main_module = bin
+        .build_info()
+        .and_then(|b| b.main.map(|m| m.path))
+        .filter(|p| !p.is_empty());
     let xopts = Options {
         now_ns: Some(monotonic_ns()),
         ..Options::default()

@@ -103,6 +103,9 @@ struct PassOut {
     heap_counts: (u64, u64),
     /// Objects' heap homes: object address → (base, size).
     homes: FxHashMap<u64, (u64, u64)>,
+    /// Objects' referrers: object address → goroutines whose live frames point into the heap
+    /// object holding it (ascending, bounded).
+    refs: FxHashMap<u64, Vec<u64>>,
     marked: u64,
     scanned: u64,
     spans: u64,
@@ -243,7 +246,8 @@ impl Program<'_> {
                     .iter()
                     .any(|g| g.id == 1 && g.reason == Some(WaitReason::SelectNoCases)))
         });
-        let (objects, waits) = graph(&verdicts, &p1.homes, &leaked);
+        let (mut objects, waits) = graph(&verdicts, &p1.homes, &leaked);
+        self.complete_objects(mem, &mut objects, &waits, &p1.refs);
         let stack_scan = if p1.stats.conservative_frames == 0 {
             ScanMethod::Precise
         } else {
@@ -442,7 +446,7 @@ impl Program<'_> {
             &mut reached,
         ));
         // Stacks of goroutines that may run, then the fixed point.
-        let mut direct: FxHashMap<ObjRef, u64> = FxHashMap::default();
+        let mut direct: FxHashMap<ObjRef, Vec<u64>> = FxHashMap::default();
         let mut queue: Vec<usize> = roots;
         for i in woken {
             if promoted.insert(i) {
@@ -454,6 +458,7 @@ impl Program<'_> {
                 self.scan_stacks(
                     mem,
                     &mut marker,
+                    true,
                     chunk.iter().map(|&i| &gs[i]),
                     rodata,
                     &mut stats,
@@ -462,13 +467,45 @@ impl Program<'_> {
                 marker.drain(mem);
             }
             queue.clear();
-            let via = |obj: ObjRef| match direct.get(&obj) {
+            let via = |obj: ObjRef| match direct.get(&obj).and_then(|v| v.first()) {
                 Some(&id) => Reacher::Goroutine { id },
                 None => Reacher::Goroutines,
             };
             for i in attribute(&mut marker, &via, &mut reached) {
                 if promoted.insert(i) {
                     queue.push(i);
+                }
+            }
+        }
+        // The goroutines still blocked: which objects their own frames point at (a lock's
+        // holder may itself be blocked), without marking anything.
+        let left: Vec<usize> = (0..gs.len())
+            .filter(|i| {
+                !promoted.contains(i)
+                    && matches!(blocking[*i], Blocking::On { .. } | Blocking::Forever)
+            })
+            .collect();
+        for chunk in left.chunks(STACK_BATCH) {
+            self.scan_stacks(
+                mem,
+                &mut marker,
+                false,
+                chunk.iter().map(|&i| &gs[i]),
+                rodata,
+                &mut ScanStats::default(),
+                &mut direct,
+            );
+        }
+        let mut refs: FxHashMap<u64, Vec<u64>> = FxHashMap::default();
+        for b in &blocking {
+            if let Blocking::On { objects, .. } = b {
+                for o in objects {
+                    if let Some(list) = heap.object_of(o.addr).and_then(|r| direct.get(&r)) {
+                        let mut l = list.clone();
+                        l.sort_unstable();
+                        l.dedup();
+                        refs.insert(o.object, l);
+                    }
                 }
             }
         }
@@ -522,6 +559,7 @@ impl Program<'_> {
             heap_counts: marker.scan_counts(),
             verdicts,
             homes,
+            refs,
             marked: marker.marked,
             scanned: marker.bytes_scanned,
             spans: heap.spans.len() as u64,
@@ -530,16 +568,18 @@ impl Program<'_> {
         })
     }
 
-    /// Reads and scans the stacks of `gs` as roots; records which goroutine first points
-    /// straight at each watched object.
+    /// Reads the stacks of `gs` and, with `mark`, scans them as roots; records which goroutines
+    /// point straight at each watched object.
+    #[allow(clippy::too_many_arguments)]
     fn scan_stacks<'g, M: Memory + ?Sized>(
         &self,
         mem: &M,
         marker: &mut Marker<'_>,
+        mark: bool,
         gs: impl Iterator<Item = &'g GIn>,
         rodata: Option<u64>,
         stats: &mut ScanStats,
-        direct: &mut FxHashMap<ObjRef, u64>,
+        direct: &mut FxHashMap<ObjRef, Vec<u64>>,
     ) {
         // (goroutine, pc, sp, precise)
         let mut plan: Vec<(&GIn, u64, u64, bool)> = Vec::new();
@@ -578,23 +618,24 @@ impl Program<'_> {
                 continue;
             }
             let id = gi.id;
-            let heap = marker.heap();
-            let mut on_word = |_at: u64, v: u64| {
-                if let Some(obj) = heap.object_of(v) {
-                    if direct.len() < MAX_REFERRERS * 1024 {
-                        direct.entry(obj).or_insert(id);
+            let mut on_word = |at: u64, v: u64| {
+                if let Some(obj) = marker.watched_at(v) {
+                    let l = direct.entry(obj).or_default();
+                    if l.len() < MAX_REFERRERS && l.last() != Some(&id) {
+                        l.push(id);
                     }
+                }
+                if mark {
+                    marker.consider(at, v);
                 }
             };
             if precise {
-                scan_stack(self, marker, pc, sp, bytes, rodata, stats, &mut on_word);
+                scan_stack(self, pc, sp, bytes, rodata, stats, &mut on_word);
             } else {
                 stats.conservative_frames += 1;
                 for (i, w) in bytes.chunks_exact(8).enumerate() {
                     let v = u64::from_le_bytes(w.try_into().expect("8 bytes"));
-                    let a = sp + 8 * i as u64;
-                    on_word(a, v);
-                    marker.consider(a, v);
+                    on_word(sp + 8 * i as u64, v);
                 }
             }
         }
@@ -673,6 +714,78 @@ impl ModuleRoots {
                 && nbits.div_ceil(8) <= (hi - lo).div_ceil(8)
                 && mem.read(at, &mut bits).is_ok();
             marker.scan_root(lo, &bytes, precise.then_some(&bits[..]));
+        }
+    }
+}
+
+impl Program<'_> {
+    /// Each object's own state (a channel's buffer, a lock's bits, a WaitGroup's counter), who
+    /// else points at it, and — for locks — who likely holds it.
+    fn complete_objects<M: Memory + ?Sized>(
+        &self,
+        mem: &M,
+        objects: &mut [SyncObject],
+        waits: &[WaitEdge],
+        refs: &FxHashMap<u64, Vec<u64>>,
+    ) {
+        let sy = &self.layout.sync;
+        let hc = &self.layout.hchan;
+        let u32_at = |a: u64| mem.read_u32(a).ok();
+        for (i, o) in objects.iter_mut().enumerate() {
+            let a = o.addr;
+            o.state = match o.kind {
+                ObjectKind::Channel => ObjectState {
+                    len: mem.read_u64(a + hc.qcount).ok(),
+                    capacity: mem.read_u64(a + hc.dataqsiz).ok(),
+                    closed: u32_at(a + hc.closed).map(|c| c != 0),
+                    ..ObjectState::default()
+                },
+                ObjectKind::Mutex => ObjectState {
+                    locked: sy
+                        .mutex_state
+                        .and_then(|s| u32_at(a + s))
+                        .map(|v| v & 1 != 0),
+                    ..ObjectState::default()
+                },
+                ObjectKind::RWMutex => ObjectState {
+                    locked: sy
+                        .mutex_state
+                        .zip(sy.rw_w)
+                        .and_then(|(s, w)| u32_at(a + w + s))
+                        .map(|v| v & 1 != 0),
+                    readers: sy.rw_reader_count.and_then(|r| u32_at(a + r)).map(|v| {
+                        let v = i64::from(v as i32);
+                        // A pending writer subtracts rwmutexMaxReaders.
+                        if v < 0 {
+                            v + (1 << 30)
+                        } else {
+                            v
+                        }
+                    }),
+                    ..ObjectState::default()
+                },
+                ObjectKind::WaitGroup => ObjectState {
+                    counter: sy
+                        .wg_state
+                        .and_then(|s| mem.read_u64(a + s).ok())
+                        .map(|v| i64::from((v >> 32) as i32)),
+                    ..ObjectState::default()
+                },
+                _ => ObjectState::default(),
+            };
+            let waiting: FxHashSet<u64> = waits
+                .iter()
+                .filter(|w| w.object as usize == i)
+                .map(|w| w.goroutine)
+                .collect();
+            o.referrers = refs
+                .get(&a)
+                .map(|l| l.iter().copied().filter(|g| !waiting.contains(g)).collect())
+                .unwrap_or_default();
+            let held = o.state.locked == Some(true) || o.state.readers.is_some_and(|r| r > 0);
+            if matches!(o.kind, ObjectKind::Mutex | ObjectKind::RWMutex) && held {
+                o.holders = o.referrers.clone();
+            }
         }
     }
 }

@@ -7,7 +7,6 @@
 
 use crate::Program;
 use gostall_binfmt::{FuncId, PtrBits};
-use gostall_heap::Marker;
 
 /// Deepest stack scanned frame by frame.
 const MAX_FRAMES: usize = 4096;
@@ -30,13 +29,11 @@ struct StackObj<'a> {
     scanned: bool,
 }
 
-/// Scans the stack of a goroutine stopped at `pc`/`sp` (`first_is_return`: `pc` is a return
-/// address, as for parked goroutines). `bytes` holds the target's stack from `sp` to the stack
-/// top `hi`. `on_word(at, value)` sees every word treated as a pointer, before the marker does.
-#[allow(clippy::too_many_arguments)]
+/// Scans the stack of a goroutine stopped at `pc`/`sp`. `bytes` holds the target's stack from
+/// `sp` to the stack top. `on_word(at, value)` sees every live pointer word that does not point
+/// into the stack itself (the caller marks from it).
 pub(crate) fn scan_stack(
     prog: &Program<'_>,
-    marker: &mut Marker<'_>,
     mut pc: u64,
     sp0: u64,
     bytes: &[u8],
@@ -55,27 +52,23 @@ pub(crate) fn scan_stack(
     // Pointers into this stack found so far (they may keep stack objects alive).
     let mut into_stack: Vec<u64> = Vec::new();
     let mut objects: Vec<StackObj<'_>> = Vec::new();
-    let mut scan_range = |marker: &mut Marker<'_>,
-                          into_stack: &mut Vec<u64>,
-                          from: u64,
-                          n_words: u64,
-                          bits: Option<PtrBits<'_>>| {
-        for i in 0..n_words {
-            if let Some(b) = bits {
-                if !b.is_ptr(i as u32) {
+    let mut scan_range =
+        |into_stack: &mut Vec<u64>, from: u64, n_words: u64, bits: Option<PtrBits<'_>>| {
+            for i in 0..n_words {
+                if let Some(b) = bits {
+                    if !b.is_ptr(i as u32) {
+                        continue;
+                    }
+                }
+                let at = from + 8 * i;
+                let Some(v) = word(at) else { break };
+                if v >= sp0 && v < hi {
+                    into_stack.push(v);
                     continue;
                 }
+                on_word(at, v);
             }
-            let at = from + 8 * i;
-            let Some(v) = word(at) else { break };
-            if v >= sp0 && v < hi {
-                into_stack.push(v);
-                continue;
-            }
-            on_word(at, v);
-            marker.consider(at, v);
-        }
-    };
+        };
     let mut sp = sp0;
     let mut conservative_next = false;
     let mut frames = 0;
@@ -109,26 +102,26 @@ pub(crate) fn scan_stack(
         conservative_next = id == FuncId::AsyncPreempt;
         if conservative {
             stats.conservative_frames += 1;
-            scan_range(marker, &mut into_stack, sp, (fp - sp) / 8, None);
+            scan_range(&mut into_stack, sp, (fp - sp) / 8, None);
         } else {
             let maps = pcln.frame_maps(&f, link, rodata.unwrap_or(0));
             let locals_size = varp - sp;
             match maps.locals {
                 Some(b) if locals_size > 0 => {
                     let n = u64::from(b.n).min(locals_size / 8);
-                    scan_range(marker, &mut into_stack, varp - 8 * n, n, Some(b));
+                    scan_range(&mut into_stack, varp - 8 * n, n, Some(b));
                 }
                 None if locals_size > 0 && maps.no_locals_map => {
                     stats.conservative_frames += 1;
-                    scan_range(marker, &mut into_stack, sp, locals_size / 8, None);
+                    scan_range(&mut into_stack, sp, locals_size / 8, None);
                 }
                 _ => {}
             }
             match maps.args {
-                Some(b) => scan_range(marker, &mut into_stack, fp, u64::from(b.n), Some(b)),
+                Some(b) => scan_range(&mut into_stack, fp, u64::from(b.n), Some(b)),
                 None if maps.no_args_map => {
                     let n = u64::try_from(pcln.args(&f)).unwrap_or(0) / 8;
-                    scan_range(marker, &mut into_stack, fp, n.min(64), None);
+                    scan_range(&mut into_stack, fp, n.min(64), None);
                 }
                 None => {}
             }
@@ -156,7 +149,7 @@ pub(crate) fn scan_stack(
     if !precise {
         // Frames the tables could not walk: the rest of the stack, conservatively.
         stats.conservative_frames += 1;
-        scan_range(marker, &mut into_stack, sp, hi.saturating_sub(sp) / 8, None);
+        scan_range(&mut into_stack, sp, hi.saturating_sub(sp) / 8, None);
     }
     // Stack objects reached from what was scanned, to a fixed point.
     objects.sort_unstable_by_key(|o| o.addr);
@@ -174,6 +167,6 @@ pub(crate) fn scan_stack(
             n: words as u32,
             bits: b,
         });
-        scan_range(marker, &mut into_stack, addr, words, bits);
+        scan_range(&mut into_stack, addr, words, bits);
     }
 }

@@ -256,6 +256,8 @@ pub struct RuntimeLayout {
 pub struct SyncLayout {
     /// `sync.Mutex`: offset of the semaphore (`sema`, or `mu.sema` from Go 1.24).
     pub mutex_sema: Option<u64>,
+    /// `sync.Mutex`: offset of `state` (bit 0: locked).
+    pub mutex_state: Option<u64>,
     /// `sync.RWMutex`: offsets of `w` (its writers' mutex), `writerSem` and `readerSem`.
     pub rw_w: Option<u64>,
     /// See [`SyncLayout::rw_w`].
@@ -567,6 +569,9 @@ impl RuntimeLayout {
             mutex_sema: t
                 .try_off("sync.Mutex", "sema")
                 .or_else(|| t.try_off("sync.Mutex", "mu.sema")),
+            mutex_state: t
+                .try_off("sync.Mutex", "state")
+                .or_else(|| t.try_off("sync.Mutex", "mu.state")),
             rw_w: t.try_off("sync.RWMutex", "w"),
             rw_writer_sem: t.try_off("sync.RWMutex", "writerSem"),
             rw_reader_sem: t.try_off("sync.RWMutex", "readerSem"),

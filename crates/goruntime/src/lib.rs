@@ -162,6 +162,37 @@ pub fn is_user_function(function: &str) -> bool {
     code_origin(function) == CodeOrigin::User && !is_cgo_wrapper(function)
 }
 
+/// Is this frame the application's own code — its main module — rather than a dependency?
+///
+/// With the main module's path (from the binary's build information), a function belongs to it
+/// when its package is `main` or lies under that path. Without it (dumps), any user function
+/// counts unless its source file sits in the module cache or a vendor directory (`…@v1.2.3/`,
+/// `/pkg/mod/`, `/vendor/`), where dependencies live.
+pub fn is_app_code(function: &str, file: &str, main_module: Option<&str>) -> bool {
+    if !is_user_function(function) {
+        return false;
+    }
+    let pkg = package_of(function);
+    if pkg == "main" {
+        return true;
+    }
+    match main_module {
+        Some(m) if !m.is_empty() && m != "command-line-arguments" => {
+            pkg == m || pkg.strip_prefix(m).is_some_and(|r| r.starts_with('/'))
+        }
+        _ => !(file.contains("/pkg/mod/") || file.contains("/vendor/") || has_module_version(file)),
+    }
+}
+
+/// A path element like `pq@v1.10.7`: a module cache directory.
+fn has_module_version(file: &str) -> bool {
+    file.split('/').any(|e| {
+        e.split_once("@v").is_some_and(|(name, v)| {
+            !name.is_empty() && v.starts_with(|c: char| c.is_ascii_digit())
+        })
+    })
+}
+
 /// cgo-generated trampolines (`main._Cfunc_foo`, `main._cgo_...`, `_cgoexp_...`).
 pub fn is_cgo_wrapper(function: &str) -> bool {
     let name = &function[package_of(function).len()..];
@@ -429,6 +460,59 @@ pub fn is_runtime_housekeeping<'a>(functions: impl Iterator<Item = &'a str>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn app_code_is_the_main_module() {
+        let m = Some("example.com/billing");
+        assert!(is_app_code("main.loadInvoices", "/src/billing/main.go", m));
+        assert!(is_app_code(
+            "example.com/billing/internal/db.(*Store).Get",
+            "/src/billing/internal/db/store.go",
+            m
+        ));
+        assert!(!is_app_code(
+            "example.com/billingx/db.Get",
+            "/src/x/db.go",
+            m
+        ));
+        assert!(!is_app_code(
+            "github.com/lib/pq.(*conn).recvMessage",
+            "/usr/share/gocode/src/github.com/lib/pq/conn.go",
+            m
+        ));
+        assert!(!is_app_code(
+            "database/sql.(*DB).conn",
+            "/go/src/database/sql/sql.go",
+            m
+        ));
+        assert!(!is_app_code("main._Cfunc_read", "_cgo_gotypes.go", m));
+        // Without build information: the module cache and vendor directories are dependencies.
+        assert!(!is_app_code(
+            "github.com/lib/pq.(*conn).recvMessage",
+            "/root/go/pkg/mod/github.com/lib/pq@v1.10.7/conn.go",
+            None
+        ));
+        assert!(!is_app_code(
+            "github.com/lib/pq.(*conn).recvMessage",
+            "github.com/lib/pq@v1.10.7/conn.go",
+            None
+        ));
+        assert!(!is_app_code(
+            "github.com/x/y.F",
+            "/src/app/vendor/github.com/x/y/y.go",
+            None
+        ));
+        assert!(is_app_code(
+            "example.com/billing/internal/db.Get",
+            "/src/billing/internal/db/db.go",
+            None
+        ));
+        assert!(is_app_code(
+            "main.f",
+            "/tmp/x@v1/main.go",
+            Some("command-line-arguments")
+        ));
+    }
 
     #[test]
     fn cgo_trampolines_name_their_c_function() {

@@ -481,6 +481,20 @@ impl<'h> Marker<'h> {
         out
     }
 
+    /// The watched object `v` points into, if any (cheap for unwatched spans).
+    #[inline]
+    pub fn watched_at(&self, v: u64) -> Option<ObjRef> {
+        if v < self.heap.lo || v >= self.heap.hi || self.watched.is_empty() {
+            return None;
+        }
+        let s = self.heap.span_of(v)?;
+        if !self.span_watched[s as usize] {
+            return None;
+        }
+        let r = self.heap.object_of(v)?;
+        self.watched.contains(&r).then_some(r)
+    }
+
     /// Watched objects marked since the last call.
     pub fn take_hits(&mut self) -> Vec<ObjRef> {
         std::mem::take(&mut self.hits)

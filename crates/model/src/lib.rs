@@ -345,6 +345,9 @@ pub struct SourceInfo {
 pub struct ProcessFacts {
     /// Go version, when a source states it.
     pub go_version: Option<String>,
+    /// The main module's path (from the binary's build information, live): the application's
+    /// own code, where root causes are located.
+    pub main_module: Option<String>,
     /// GOMAXPROCS, when known.
     pub gomaxprocs: Option<u32>,
     /// Number of OS threads the runtime created (threadcreate profile total).

@@ -18,6 +18,7 @@ pub enum ObjectKind {
     /// A `sync.Mutex`.
     Mutex,
     /// A `sync.RWMutex`.
+    #[serde(rename = "rw_mutex")]
     RWMutex,
     /// A `sync.WaitGroup`.
     WaitGroup,
@@ -54,6 +55,7 @@ pub enum WaitOp {
     /// `Mutex.Lock` or `RWMutex.Lock`.
     Lock,
     /// `RWMutex.RLock`.
+    #[serde(rename = "rlock")]
     RLock,
     /// `WaitGroup.Wait` or `Cond.Wait`.
     Wait,

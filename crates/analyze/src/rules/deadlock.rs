@@ -24,6 +24,10 @@ impl Rule for Deadlock {
             out.push(f);
             return out;
         }
+        out.extend(holder_cycles(cx));
+        if !out.is_empty() {
+            return out;
+        }
         if let Some(f) = lock_cycle(cx) {
             out.push(f);
         } else if let Some(f) = global_stall(cx) {
@@ -61,6 +65,76 @@ fn runtime_verdict(cx: &Context<'_>) -> Option<Finding> {
     ))
 }
 
+/// Live: cycles through the locks' likely holders, read from memory — each goroutine waits for
+/// a lock whose holder waits for the next lock. A fact when the proof found every member leaked.
+fn holder_cycles(cx: &Context<'_>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for cycle in &cx.lock_cycles {
+        let members: Vec<u32> = cycle
+            .iter()
+            .filter_map(|id| cx.by_id.get(id).copied())
+            .collect();
+        if members.len() != cycle.len() {
+            continue;
+        }
+        let proven = cycle.iter().all(|id| cx.proven_leaked.contains(id));
+        let mut evidence = Vec::new();
+        let mut locks = Vec::new();
+        for (k, &id) in cycle.iter().enumerate() {
+            let next = cycle[(k + 1) % cycle.len()];
+            let g = cx.g(members[k]);
+            let site = cx.facts(g).user_frame;
+            let lock = cx
+                .waits_of(id)
+                .find(|(o, _)| o.holders.contains(&next))
+                .map(|(o, _)| (o.kind.as_str(), o.addr));
+            if let Some((_, a)) = lock {
+                locks.push(a);
+            }
+            evidence.push(format!(
+                "goroutine {id}{} waits for {} held by goroutine {next}{}",
+                site.map(|s| format!(" at {}", cx.short(s)))
+                    .unwrap_or_default(),
+                lock.map(|(k, a)| format!("{k} {a:#x}"))
+                    .unwrap_or_else(|| "a lock".into()),
+                cx.minutes_suffix(&members[k..k + 1])
+            ));
+        }
+        evidence.push(if proven {
+            "proved: none of these locks is reachable from any goroutine that can still run, a global or a finalizer".into()
+        } else {
+            "holders inferred: each holder's live stack frames point at the lock and it does not wait for that lock".into()
+        });
+        let same_site = members
+            .iter()
+            .map(|&i| cx.facts(cx.g(i)).user_frame)
+            .collect::<rustc_hash::FxHashSet<_>>()
+            .len()
+            == 1;
+        let site = cx.facts(cx.g(members[0])).user_frame;
+        let n = members.len();
+        out.push(cx.finding(
+            FindingKind::Deadlock,
+            Severity::Critical,
+            format!(
+                "{}ock-order deadlock: {n} goroutines each hold a lock the next one waits for{}",
+                if proven { "L" } else { "Likely l" },
+                if same_site { " (at the same line, with the locks in opposite order)" } else { "" }
+            ),
+            format!(
+                "Each of these goroutines holds one lock and waits for another held by the next, in a cycle of {} locks: none can ever proceed{}.",
+                locks.len(),
+                if proven { ", and no goroutine that can still run even references these locks" } else { "" }
+            ),
+            &members,
+            site,
+            evidence,
+            "Acquire locks in one global order everywhere (e.g. by account id or address — sort the pair before locking when one function locks two instances), or restructure so no goroutine holds one lock while taking another. The blocked goroutines never recover: restart the process.",
+        ));
+    }
+    out
+}
+
 fn lock_cycle(cx: &Context<'_>) -> Option<Finding> {
     let waiters =
         cx.select(|g, f| f.user_frame.is_some() && g.wait_reason.is_some_and(WaitReason::is_lock));
@@ -83,7 +157,13 @@ fn lock_cycle(cx: &Context<'_>) -> Option<Finding> {
         return None;
     }
     let sites = cx.by_site(&waiters);
-    if sites.len() < 2 {
+    // Live, two waiters at one call site may wait for two different locks (AB-BA at one line).
+    let distinct_locks = waiters
+        .iter()
+        .filter_map(|&w| cx.g(w).waiting_on)
+        .collect::<rustc_hash::FxHashSet<_>>()
+        .len();
+    if sites.len() < 2 && distinct_locks < 2 {
         return None;
     }
     // The cycle members are at the later lock call: the highest line among the sites of the most

@@ -7,10 +7,18 @@
 //! goroutine the waiter started has exited (no one is left to call `Done`); `Cond.Wait` when no
 //! application goroutine is making progress that could `Signal`.
 //! Leaves alone: `select {}` in the main goroutine (a common way to park `main`), idle receivers.
+//!
+//! Live, with the reachability proof, the verdict is the proof's and nothing else: goroutines
+//! blocked on an object that nothing able to run can reach are leaked (said as a fact), every
+//! other blocked goroutine is not (the heuristics above are not applied). Goroutines in a
+//! lock-order cycle are left to `deadlock`.
 
 use crate::context::plural;
 use crate::{Context, Rule};
-use gostall_model::{Finding, FindingKind, GoState, Severity, Sym, WaitReason};
+use gostall_model::{
+    Finding, FindingKind, FrameId, GoState, ObjectKind, ProofFacts, Reach, ScanMethod, Severity,
+    Sym, WaitOp, WaitReason,
+};
 use rustc_hash::FxHashSet;
 
 /// The goroutine-leak rule.
@@ -26,6 +34,10 @@ impl Rule for GoroutineLeak {
 
     fn check(&self, cx: &Context<'_>) -> Vec<Finding> {
         let mut out = Vec::new();
+        if let Some(proof) = &cx.snap.proof {
+            proven(cx, proof, &mut out);
+            return out;
+        }
         let mut seen: FxHashSet<u32> = FxHashSet::default();
         forever(cx, &mut out, &mut seen);
         abandoned(cx, &mut out, &mut seen);
@@ -33,6 +45,193 @@ impl Rule for GoroutineLeak {
         waitgroups(cx, &mut out);
         conds(cx, &mut out);
         out
+    }
+}
+
+/// Leaks proved by the reachability proof, one finding per root-cause site and wait.
+fn proven(cx: &Context<'_>, proof: &ProofFacts, out: &mut Vec<Finding>) {
+    let in_cycle: FxHashSet<u64> = cx.lock_cycles.iter().flatten().copied().collect();
+    let members = cx.select(|g, _| cx.proven_leaked.contains(&g.id) && !in_cycle.contains(&g.id));
+    // Group by site, then by wait reason within a site.
+    let mut groups: Vec<(Option<FrameId>, WaitReason, Vec<u32>)> = Vec::new();
+    for i in members {
+        let g = cx.g(i);
+        let site = cx.facts(g).user_frame;
+        let reason = g.wait_reason.unwrap_or(WaitReason::Other);
+        match groups
+            .iter_mut()
+            .find(|(s, r, _)| *s == site && *r == reason)
+        {
+            Some((_, _, v)) => v.push(i),
+            None => groups.push((site, reason, vec![i])),
+        }
+    }
+    groups.sort_by_key(|g| std::cmp::Reverse(cx.count(&g.2)));
+    let how = format!(
+        "proved from the process's memory: heap scanned {}, stacks {}, {} agreeing mark{}{}",
+        scan_word(proof.heap_scan),
+        scan_word(proof.stack_scan),
+        proof.passes,
+        plural(u64::from(proof.passes)),
+        if proof.paused {
+            " with the program stopped"
+        } else {
+            ""
+        }
+    );
+    for (site, reason, ms) in groups {
+        let n = cx.count(&ms);
+        let main = ms.iter().any(|&i| cx.g(i).id == 1);
+        let g0 = cx.g(ms[0]);
+        let objs: Vec<(&gostall_model::SyncObject, WaitOp)> = cx.waits_of(g0.id).collect();
+        let what = objs
+            .first()
+            .map(|(o, _)| o.kind.as_str())
+            .unwrap_or(match reason {
+                WaitReason::ChanReceiveNil | WaitReason::ChanSendNil => "nil channel",
+                _ => "object",
+            });
+        let at = site
+            .map(|s| format!(" in {}", cx.func(cx.snap.tables.frame(s).function)))
+            .unwrap_or_default();
+        let title = format!(
+            "{n} goroutine{} leaked{at}: blocked forever in {}",
+            plural(n),
+            reason.as_str()
+        );
+        let explanation = match reason {
+            WaitReason::ChanReceiveNil | WaitReason::ChanSendNil | WaitReason::SelectNoCases => format!(
+                "These goroutines {}: no other goroutine can ever wake them. Each one, and everything it references, is leaked for the life of the process.",
+                match reason {
+                    WaitReason::SelectNoCases => "wait in an empty `select {}`",
+                    WaitReason::ChanSendNil => "send on a nil channel",
+                    _ => "receive from a nil channel",
+                }
+            ),
+            _ => format!(
+                "Nothing that can still run — no other goroutine, global variable, timer or finalizer — holds a reference to the {what} these goroutines wait on, so nobody can ever {} it: they are blocked for good, with everything they reference.",
+                completes(reason)
+            ),
+        };
+        let mut evidence = vec![format!(
+            "{} blocked in {}{}{}",
+            cx.id_list(&ms),
+            reason.as_str(),
+            site.map(|s| format!(" at {}", cx.short(s)))
+                .unwrap_or_default(),
+            cx.minutes_suffix(&ms)
+        )];
+        if let Some(lib) = cx.facts(g0).lib_frame {
+            evidence.push(format!("waiting inside {}", cx.short(lib)));
+        }
+        let distinct: FxHashSet<u64> = ms
+            .iter()
+            .flat_map(|&i| cx.waits_of(cx.g(i).id).map(|(o, _)| o.addr))
+            .collect();
+        for (o, _) in objs.iter().take(3) {
+            evidence.push(describe_object(cx, o, distinct.len()));
+        }
+        if let Some(cb) = g0.created_by {
+            evidence.push(format!("created by {}", cx.short(cb.frame)));
+        }
+        evidence.push(how.clone());
+        out.push(cx.finding(
+            FindingKind::GoroutineLeak,
+            if main || n >= PILEUP {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            },
+            title,
+            explanation,
+            &ms,
+            site,
+            evidence,
+            leak_advice(reason),
+        ));
+    }
+}
+
+fn scan_word(m: ScanMethod) -> &'static str {
+    match m {
+        ScanMethod::Precise => "precisely",
+        ScanMethod::Conservative => "conservatively",
+        ScanMethod::Mixed => "mostly precisely",
+    }
+}
+
+/// What would release a goroutine in this wait.
+fn completes(reason: WaitReason) -> &'static str {
+    match reason {
+        WaitReason::ChanSend => "receive from",
+        WaitReason::ChanReceive => "send on or close",
+        WaitReason::Select => "complete any case of",
+        WaitReason::MutexLock | WaitReason::RWMutexLock | WaitReason::RWMutexRLock => "unlock",
+        WaitReason::WaitGroupWait => "call Done on",
+        WaitReason::CondWait => "Signal or Broadcast",
+        _ => "release",
+    }
+}
+
+/// `channel 0xc000123 (unbuffered), unreachable — the only one these goroutines wait on`, with
+/// the lock's likely holder and what that holder does.
+fn describe_object(cx: &Context<'_>, o: &gostall_model::SyncObject, distinct: usize) -> String {
+    let st = &o.state;
+    let mut parts: Vec<String> = Vec::new();
+    match o.kind {
+        ObjectKind::Channel => match (st.capacity, st.len) {
+            (Some(0), _) => parts.push("unbuffered".into()),
+            (Some(c), Some(l)) => parts.push(format!("buffer {l}/{c}")),
+            _ => {}
+        },
+        ObjectKind::WaitGroup => {
+            if let Some(c) = st.counter {
+                parts.push(format!("counter {c}"));
+            }
+        }
+        _ => {
+            if st.locked == Some(true) {
+                parts.push("locked".into());
+            }
+            if let Some(r) = st.readers.filter(|&r| r > 0) {
+                parts.push(format!("{r} reader{}", plural(r as u64)));
+            }
+        }
+    }
+    if st.closed == Some(true) {
+        parts.push("closed".into());
+    }
+    let state = if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    };
+    let reach = match &o.reach {
+        Reach::Unreachable => "nothing that can run reaches it".to_string(),
+        Reach::Reachable { via } => format!("reachable from {via}"),
+        Reach::Unknown => "reachability unknown".to_string(),
+    };
+    let mut line = format!("waits on {} {:#x}{state}: {reach}", o.kind.as_str(), o.addr);
+    if distinct > 1 {
+        line.push_str(&format!(" ({distinct} distinct objects in this group)"));
+    }
+    if let Some(&h) = o.holders.first() {
+        line.push_str(&format!("; likely held by {}", cx.describe_goroutine(h)));
+    }
+    line
+}
+
+fn leak_advice(reason: WaitReason) -> &'static str {
+    match reason {
+        WaitReason::ChanSend => "Nobody will ever receive this send. Give the channel a buffer big enough for every send (1 for a single result), or select on ctx.Done() or a done channel next to the send so the goroutine can exit when its receiver has gone.",
+        WaitReason::ChanReceive => "Nobody will ever send on or close this channel. Close it when the producer is done (`defer close(ch)`), or select on ctx.Done() next to the receive so the goroutine can exit.",
+        WaitReason::Select => "No case of this select can ever fire. Add a case on ctx.Done() or on a channel the owner closes when it stops, so the goroutine can always exit.",
+        WaitReason::ChanReceiveNil | WaitReason::ChanSendNil => "Operations on a nil channel block forever. Initialise the channel (make) before use — typically in the constructor — or, if nil is meant to disable a select case, make sure another case can fire.",
+        WaitReason::SelectNoCases => "An empty select blocks forever. Replace it with a wait on a context or a done channel so the goroutine can exit, or remove the goroutine.",
+        WaitReason::MutexLock | WaitReason::RWMutexLock | WaitReason::RWMutexRLock => "The lock is never released: its holder returned, or is itself stuck, without Unlock. Call `defer mu.Unlock()` right after Lock, never Lock twice on one path (sync.Mutex is not reentrant), and don't hold a lock across a wait that may never end.",
+        WaitReason::WaitGroupWait => "The WaitGroup counter never reaches zero: an Add without its Done. Call wg.Add(1) right before each go statement and `defer wg.Done()` first thing in the goroutine so every return path counts down.",
+        WaitReason::CondWait => "Nothing will ever Signal or Broadcast this Cond. Make every exit path of the producer Broadcast (e.g. set a closed flag and Broadcast in a defer), or replace the Cond with a channel the producer closes.",
+        _ => "Nothing can release these goroutines. Make sure whoever is meant to release them can always reach the object, or give the wait a context and a deadline.",
     }
 }
 
