@@ -42,7 +42,8 @@
 //! from Go 1.22 on but `F.funcN` in Go 1.21, like the user's closures: no name rule can tell them
 //! apart. So the wrapper functions are taken from the built executable's pclntab (its `funcID`
 //! byte, through `gostall-binfmt`), and the function of a gostall goroutine is its outermost frame
-//! that is neither `runtime.goexit` nor a wrapper — exactly the frame Go prints above `created by`.
+//! that Go's traceback prints — neither a wrapper nor an unexported `runtime.` function such as
+//! `runtime.goexit` — exactly the frame Go prints above `created by`.
 
 use crate::{goroot, path_with, work_dir};
 use anyhow::{anyhow, bail, Context, Result};
@@ -691,6 +692,16 @@ pub fn parse_go_profile(output: &str) -> Result<Vec<Leak>> {
     Ok(leaks)
 }
 
+/// Whether Go's traceback (at the default level) prints a frame of `function`: the runtime's
+/// `showfn` hides unexported `runtime.` functions (`runtime.goexit`, `runtime.main`, …) and
+/// names without a dot, and elides wrapper functions.
+fn traceback_shows(function: &str, wrappers: &HashSet<String>) -> bool {
+    let hidden_runtime = function
+        .strip_prefix("runtime.")
+        .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_uppercase()));
+    function.contains('.') && !hidden_runtime && !wrappers.contains(function)
+}
+
 /// What gostall's report says about one process.
 #[derive(Debug, Clone, Default)]
 pub struct GostallLeaks {
@@ -733,7 +744,7 @@ pub fn parse_gostall(doc: &Value, wrappers: &HashSet<String>) -> GostallLeaks {
         let shown = frames
             .iter()
             .rev()
-            .find(|f| **f != "runtime.goexit" && !wrappers.contains(**f))
+            .find(|f| traceback_shows(f, wrappers))
             .or_else(|| frames.last())
             .copied()
             .unwrap_or("?");
@@ -1716,6 +1727,11 @@ created by main.Moby25348.func2 in goroutine 8
                     {"function": "main.(*M).init"},
                     {"function": "main.main.func3"},
                     {"function": "runtime.goexit"}]},
+                {"id": 1, "state": "waiting", "wait_reason": "sleep", "stack": [
+                    {"function": "time.Sleep"},
+                    {"function": "main.main"},
+                    {"function": "runtime.main"},
+                    {"function": "runtime.goexit"}]},
                 {"id": 8, "state": "waiting", "wait_reason": "chan receive", "stack": [
                     {"function": "runtime.chanrecv1"},
                     {"function": "main.main.func2"},
@@ -1723,7 +1739,7 @@ created by main.Moby25348.func2 in goroutine 8
             ],
             "findings": [{"kind": "goroutine_leak", "goroutines": [8]},
                          {"kind": "lock_contention", "goroutines": [6]}],
-            "proof": {"leaked": [6, 8]},
+            "proof": {"leaked": [1, 6, 8]},
         });
         let wrappers: HashSet<String> = ["main.main.func3".to_string()].into();
         let g = parse_gostall(&doc, &wrappers);
@@ -1732,6 +1748,7 @@ created by main.Moby25348.func2 in goroutine 8
         assert_eq!(
             texts,
             [
+                "main(...) [sleep]",
                 "(*M).init(...) [sync.WaitGroup.Wait]",
                 "main.func2(...) [chan receive]"
             ]
