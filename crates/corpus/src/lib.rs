@@ -6,6 +6,8 @@
 //! Used by the integration tests, the demo recorder and the benchmark scripts.
 #![deny(missing_docs)]
 
+pub mod goker;
+
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
