@@ -3,10 +3,13 @@
 //! captures what Go emits — the `debug=2`/`debug=1` dumps and goroutine/mutex/block/threadcreate
 //! profiles over HTTP, then the SIGQUIT dump with `GOTRACEBACK=all`.
 //!
-//! Used by the integration tests, the demo recorder and the benchmark scripts.
+//! Used by the integration tests, the demo recorder and the benchmark scripts. [`realworld`] does
+//! the same for the real-world corpus (`realworld/`): its Debian packages, its build, its
+//! PostgreSQL and Redis servers.
 #![deny(missing_docs)]
 
 pub mod goker;
+pub mod realworld;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
@@ -25,7 +28,8 @@ pub const ALL_VERSIONS: &[&str] = &[
     "1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26.6", "1.27.3",
 ];
 
-/// The corpus manifest (`scenarios/manifest.json`).
+/// The corpus manifest (`scenarios/manifest.json`; `realworld/manifest.json` has the same shape,
+/// read by [`realworld::manifest`]).
 #[derive(Debug, Deserialize)]
 pub struct Manifest {
     /// Every scenario.
@@ -52,6 +56,10 @@ pub struct Scenario {
     /// Findings that must be present.
     #[serde(default)]
     pub expect: Vec<Expect>,
+    /// Real-world corpus: the servers it needs (`postgres`, `redis`); only those get their
+    /// settings in the environment.
+    #[serde(default)]
+    pub servers: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -74,6 +82,18 @@ pub struct Expect {
     /// target…).
     #[serde(default)]
     pub evidence: Vec<String>,
+    /// Real-world corpus: how many goroutines are stuck under `function` (and `frame`); the
+    /// finding must cover at least that many.
+    #[serde(default)]
+    pub waiters: Option<usize>,
+    /// Real-world corpus: a function that must also be on the stuck goroutines' stacks, to tell
+    /// them from other goroutines under the same application function.
+    #[serde(default)]
+    pub frame: Option<String>,
+    /// Real-world corpus: a `debug=2` dump alone shows enough, so the diagnosis of the dump must
+    /// satisfy this expectation too (otherwise it is checked live only).
+    #[serde(default)]
+    pub offline: bool,
 }
 
 impl Expect {
@@ -265,6 +285,8 @@ pub struct Running {
     child: Child,
     /// Address of its pprof endpoint.
     pub addr: String,
+    /// A private directory of the program's (its `TMPDIR`), removed on drop.
+    tmp: Option<PathBuf>,
 }
 
 impl Running {
@@ -278,25 +300,33 @@ impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(tmp) = &self.tmp {
+            let _ = std::fs::remove_dir_all(tmp);
+        }
     }
 }
 
 /// Starts a built scenario and waits until its pathology is in place. Its stderr goes to `stderr`.
 pub fn start(bin_dir: &Path, sc: &Scenario, stderr: Stdio) -> Result<Running> {
-    let exe = bin_dir.join(&sc.name);
-    let mut cmd = Command::new(&exe);
-    cmd.env("GOTRACEBACK", "all")
-        .envs(&sc.env)
-        .stdin(Stdio::null())
+    let mut cmd = Command::new(bin_dir.join(&sc.name));
+    cmd.env("GOTRACEBACK", "all").envs(&sc.env);
+    run_to_ready(cmd, &sc.name, stderr)
+}
+
+/// Spawns a corpus program (stdin closed, stdout read here, stderr to `stderr`) and waits for its
+/// `GOSTALL_READY pprof=ADDR` line.
+fn run_to_ready(mut cmd: Command, name: &str, stderr: Stdio) -> Result<Running> {
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(stderr);
     let mut child = cmd
         .spawn()
-        .with_context(|| format!("starting {}", exe.display()))?;
+        .with_context(|| format!("starting {}", Path::new(cmd.get_program()).display()))?;
     let stdout = child.stdout.take().expect("piped");
     let mut running = Running {
         child,
         addr: String::new(),
+        tmp: None,
     };
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -307,9 +337,20 @@ pub fn start(bin_dir: &Path, sc: &Scenario, stderr: Stdio) -> Result<Running> {
             }
         }
     });
-    running.addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .map_err(|_| anyhow!("{}: no GOSTALL_READY line within 60 s", sc.name))?;
+    running.addr = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(addr) => addr,
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            bail!("{name}: no GOSTALL_READY line within 60 s")
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            // Its stdout closed: it is exiting, or gone.
+            std::thread::sleep(Duration::from_millis(100));
+            match running.child.try_wait()? {
+                Some(status) => bail!("{name}: exited ({status}) without a GOSTALL_READY line"),
+                None => bail!("{name}: closed its stdout without a GOSTALL_READY line"),
+            }
+        }
+    };
     // Let the goroutine that printed the line park again before anything is captured.
     std::thread::sleep(Duration::from_millis(300));
     Ok(running)

@@ -10,6 +10,7 @@
 //! wrong.
 #![deny(missing_docs)]
 
+mod libstate;
 pub mod live;
 pub mod memory;
 pub mod native;

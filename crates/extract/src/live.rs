@@ -352,6 +352,8 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
     }
     meta.reread = extra.reread;
     meta.inconsistent = extra.inconsistent;
+    snap.lib_states =
+        crate::libstate::read(&prog, &proc, &snap, &extra.graws, extra.first_goroutine);
     if opts.proof {
         let t = Instant::now();
         match prog.prove(&proc, &snap, &extra, &crate::proof::ProofOptions::default()) {

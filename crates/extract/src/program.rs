@@ -105,6 +105,8 @@ pub struct Program<'p> {
     pub go_minor: u32,
     /// Global variables (link-time address, size, name), sorted: to name where a pointer is.
     pub globals: Vec<(u64, u64, &'p str)>,
+    /// Layouts of the library structures behind known blocking points (from DWARF).
+    pub lib_layouts: Vec<crate::libstate::LibLayout>,
 }
 
 impl<'p> Program<'p> {
@@ -131,7 +133,11 @@ impl<'p> Program<'p> {
                 ProgramError::NoDwarf
             }
         })?;
-        let layout = RuntimeLayout::from_dwarf(&dwarf)?;
+        let mut layout = RuntimeLayout::from_dwarf(&dwarf)?;
+        let pcln = bin.pclntab()?;
+        if let Ok(h) = &mut layout.heap {
+            h.bits = h.bits.with_code(|f| pcln.func_by_name(f).is_some());
+        }
         let symbols = Symbols {
             allgs: sym("runtime.allgs")?,
             allm: sym("runtime.allm")?,
@@ -163,7 +169,7 @@ impl<'p> Program<'p> {
             .map(|(addr, size)| read_strings(mem, addr, size))
             .unwrap_or_default();
         Ok(Program {
-            pcln: bin.pclntab()?,
+            pcln,
             layout,
             sym: symbols,
             bias,
@@ -171,6 +177,7 @@ impl<'p> Program<'p> {
             go_minor: bin.go_version().map_or(0, |v| v.1),
             go_version,
             globals: bin.data_symbols(),
+            lib_layouts: crate::libstate::layouts(&dwarf),
         })
     }
 }

@@ -510,6 +510,18 @@ impl Program<'_> {
             }
         }
         if trace {
+            if let Ok(list) = std::env::var("GOSTALL_PROOF_TRACE") {
+                for a in list
+                    .split(',')
+                    .filter_map(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok())
+                {
+                    eprintln!(
+                        "proof trace: {a:#x} marked={:?} span={:?}",
+                        marker.is_marked(a),
+                        heap.span_of(a).map(|s| heap.spans[s as usize])
+                    );
+                }
+            }
             for obj in waiters.keys() {
                 if marker.is_marked_ref(*obj) {
                     let path: Vec<String> = marker

@@ -170,3 +170,47 @@ pub(crate) fn scan_stack(
         scan_range(&mut into_stack, addr, words, bits);
     }
 }
+
+/// One frame of a goroutine's stack: its function, stack pointer and frame pointer (the
+/// caller's stack pointer, where the arguments' spill area starts).
+pub(crate) struct FrameAt {
+    pub func: gostall_binfmt::Func,
+    pub sp: u64,
+    pub fp: u64,
+}
+
+/// The frames of a stack stopped at `pc`/`sp` (`bytes` from `sp` to the stack top), outward.
+pub(crate) fn frames(prog: &Program<'_>, mut pc: u64, mut sp: u64, bytes: &[u8]) -> Vec<FrameAt> {
+    let sp0 = sp;
+    let pcln = &prog.pcln;
+    let mut out = Vec::new();
+    while out.len() < MAX_FRAMES {
+        let Some(link) = pc.checked_sub(prog.bias) else {
+            break;
+        };
+        let Some(func) = pcln.find_func(link) else {
+            break;
+        };
+        let Some(delta) = pcln.sp_delta(&func, link).filter(|&d| d >= 0) else {
+            break;
+        };
+        let fp = sp + delta as u64 + 8;
+        let ret = (fp - 8)
+            .checked_sub(sp0)
+            .and_then(|o| bytes.get(o as usize..o as usize + 8))
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+        let id = pcln.func_id(&func);
+        out.push(FrameAt { func, sp, fp });
+        if matches!(id, FuncId::Goexit | FuncId::Mstart | FuncId::Rt0Go) {
+            break;
+        }
+        match ret {
+            Some(r) if r != 0 => {
+                pc = r;
+                sp = fp;
+            }
+            _ => break,
+        }
+    }
+    out
+}

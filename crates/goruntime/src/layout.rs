@@ -362,6 +362,29 @@ pub enum HeapBits {
     Unknown,
 }
 
+impl HeapBits {
+    /// Completes what the DWARF may not say, from the functions the binary holds: the Green Tea
+    /// collector (default from Go 1.26) keeps `spanInlineMarkBits` at the end of small-object
+    /// spans; its scanning code (`scanObjectsSmall`) exists only then. 128 bytes:
+    /// `scans [63]uint8; owned uint8; marks [63]uint8; class spanClass`.
+    pub fn with_code(self, has_func: impl Fn(&str) -> bool) -> HeapBits {
+        match self {
+            HeapBits::Headers {
+                max_in_span,
+                inline_mark_bits: 0,
+                large_type,
+                ty,
+            } if has_func("runtime.scanObjectsSmall") => HeapBits::Headers {
+                max_in_span,
+                inline_mark_bits: 128,
+                large_type,
+                ty,
+            },
+            other => other,
+        }
+    }
+}
+
 /// Members of `internal/abi.Type` the mark reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TypeLayout {
@@ -380,6 +403,26 @@ pub struct TypeLayout {
     /// `abi.TFlagGCMaskOnDemand`: `GCData` points to a pointer to the bitmap, built by the
     /// runtime on first use (Go 1.24+).
     pub tflag_mask_on_demand: Option<u8>,
+}
+
+/// Offset and size of a member path (`idle.count`) of a named type in the binary's DWARF, and
+/// the type's size: how library structures are read (see `gostall-libs`). `None` when the
+/// binary does not describe the type or member.
+pub fn member(d: &Dwarf, ty: &str, path: &str) -> Option<(u64, u64, u64)> {
+    let mut layout = d.struct_layout(ty)?;
+    let size = layout.size;
+    let mut total = 0u64;
+    let mut parts = path.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let f = layout.fields.iter().find(|f| f.name == part)?.clone();
+        total += f.offset;
+        if parts.peek().is_some() {
+            layout = d.struct_layout(&f.type_name)?;
+        } else {
+            return Some((total, f.size, size));
+        }
+    }
+    None
 }
 
 struct Types<'a>(&'a Dwarf);
@@ -579,7 +622,9 @@ impl RuntimeLayout {
             wg_state: t.try_int_off("sync.WaitGroup", "state"),
             wg_sema: t.try_off("sync.WaitGroup", "sema"),
             cond_notify: t.try_off("sync.Cond", "notify"),
-            notify_head: t.try_off("runtime.notifyList", "head"),
+            // `notifyList{wait, notify uint32; lock mutex; head, tail *sudog}`: the same in every
+            // supported version, and not described when no variable has the type.
+            notify_head: t.try_off("runtime.notifyList", "head").or(Some(16)),
         };
         Ok(RuntimeLayout {
             sync,
@@ -687,6 +732,8 @@ fn heap_bits(t: &Types<'_>) -> HeapBits {
                 .constant("runtime.minSizeForMallocHeader")
                 .and_then(|v| u64::try_from(v).ok())
                 .unwrap_or(512),
+            // The linker describes the type only when some variable uses it (not in builds
+            // with `-gcflags=all=-dwarf=false`): [`HeapBits::with_code`] completes it.
             inline_mark_bits: t.size("runtime.spanInlineMarkBits").unwrap_or(0),
             large_type,
             ty,

@@ -12,7 +12,7 @@
 use gostall_corpus::{self as corpus, goker};
 
 #[test]
-#[ignore = "reachability proof not landed yet"]
+
 fn goker_strict_cases_are_proved() {
     let cases: Vec<goker::Case> = goker::cases()
         .unwrap_or_else(|e| panic!("{e:#}"))

@@ -62,6 +62,10 @@ pub struct Span {
     pub large: bool,
     /// For a large object with malloc headers: `mspan.largeType` (0: unknown).
     pub large_type: u64,
+    /// The span's object count matches the layout this reader assumes for its trailing
+    /// pointer bitmap (Go 1.22+ small objects); when not, the span is scanned conservatively
+    /// rather than with bits read from the wrong place.
+    pub bits_at_end: bool,
 }
 
 /// An object: its span and index in the span.
@@ -359,6 +363,20 @@ fn parse_span(l: &HeapLayout, b: &[u8]) -> Option<Span> {
         noscan: class & 1 != 0,
         specials: u64_at(b, l.span_specials),
         large: class >> 1 == 0,
+        bits_at_end: match l.bits {
+            HeapBits::Headers {
+                max_in_span,
+                inline_mark_bits,
+                ..
+            } if class & 1 == 0 && class >> 1 != 0 && elemsize <= max_in_span => {
+                // mheap.initSpan: the bitmap and (Green Tea) the inline mark bits are carved
+                // off the span's end before it is divided into objects.
+                let size = end - base;
+                let marks = if elemsize >= 16 { inline_mark_bits } else { 0 };
+                (size - size / 64 - marks) / elemsize == nelems
+            }
+            _ => false,
+        },
         large_type: match l.bits {
             HeapBits::Headers { large_type, .. } => u64_at(b, large_type),
             _ => 0,
@@ -802,6 +820,9 @@ impl Marker<'_> {
             }
             Some(HeapBits::Headers { max_in_span, .. }) => {
                 if span.elemsize <= max_in_span && !span.large {
+                    if !span.bits_at_end {
+                        return Source::All;
+                    }
                     return Source::Bits {
                         key: MapKey::Span(s),
                         first: (a - span.base) / 8,
@@ -1056,6 +1077,7 @@ mod tests {
             specials: 0,
             large: false,
             large_type: 0,
+            bits_at_end: false,
         };
         let noscan = Span {
             base: base + 8192,
@@ -1066,6 +1088,7 @@ mod tests {
             specials: 0,
             large: false,
             large_type: 0,
+            bits_at_end: false,
         };
         let heap = heap_with(vec![scan, noscan]);
         let mut img = Image {

@@ -12,8 +12,8 @@ mod waits;
 pub use finding::{Finding, FindingKind, Location, Severity};
 pub use tables::{Frame, FrameId, FrameRef, StackId, Sym, Tables};
 pub use waits::{
-    ObjectHome, ObjectKind, ObjectState, ProofFacts, Reach, Reacher, ScanMethod, SyncObject,
-    WaitEdge, WaitOp, WaitSince,
+    LibState, ObjectHome, ObjectKind, ObjectState, ProofFacts, Reach, Reacher, ScanMethod,
+    SyncObject, WaitEdge, WaitOp, WaitSince,
 };
 
 use serde::Serialize;
@@ -49,6 +49,8 @@ pub struct Snapshot {
     pub waits: Vec<WaitEdge>,
     /// The reachability proof over the live heap, when it was made.
     pub proof: Option<ProofFacts>,
+    /// Live: the state of library resources goroutines wait for (pools, semaphores).
+    pub lib_states: Vec<LibState>,
 }
 
 /// One OS thread of a live process, joined to its M when it has one.

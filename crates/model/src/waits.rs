@@ -259,3 +259,28 @@ pub enum WaitSince {
     /// Seen blocked on the same object, unchanged, in reads this far apart.
     Observed,
 }
+
+/// The live state of a library's resource that goroutines wait for (a connection pool, a
+/// semaphore, a Transport's per-host limit), read from the library's own structure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LibState {
+    /// The blocking point (the library function the waiters are parked in).
+    pub function: String,
+    /// The library structure's address.
+    #[serde(serialize_with = "hex")]
+    pub object: u64,
+    /// Its type, as the binary names it (`database/sql.DB`).
+    pub type_name: String,
+    /// Configured capacity (0 or less: unlimited), when the structure has one.
+    pub limit: Option<i64>,
+    /// Resources open (in use plus idle).
+    pub open: Option<i64>,
+    /// Resources idle.
+    pub idle: Option<i64>,
+    /// Capacity held (a semaphore's acquired weight).
+    pub held: Option<i64>,
+    /// Waiters the library itself counts.
+    pub lib_waiters: Option<i64>,
+    /// Goroutines parked at this blocking point on this structure, ascending.
+    pub waiters: Vec<u64>,
+}

@@ -32,6 +32,7 @@ struct Doc<'a> {
     proof: &'a Option<gostall_model::ProofFacts>,
     objects: &'a [gostall_model::SyncObject],
     waits: &'a [gostall_model::WaitEdge],
+    lib_states: &'a [gostall_model::LibState],
 }
 
 /// `memory`: the model's facts with the pairs written as objects, so consumers need not know the
@@ -291,6 +292,7 @@ pub fn write(r: &Report<'_>, goroutines: bool, out: &mut dyn Write) -> io::Resul
         proof: &snap.proof,
         objects: &snap.objects,
         waits: &snap.waits,
+        lib_states: &snap.lib_states,
     };
     let mut w = io::BufWriter::with_capacity(1 << 20, out);
     serde_json::to_writer_pretty(&mut w, &doc).map_err(io::Error::from)?;
