@@ -18,6 +18,14 @@ pub struct StackFacts {
     /// The innermost frame of a dependency (library code outside the main module) below the
     /// root-cause frame, e.g. `github.com/lib/pq.(*conn).recvMessage`: evidence on the way.
     pub lib_frame: Option<FrameId>,
+    /// The known library blocking point the goroutine is parked at (`gostall-libs`), and its
+    /// frame.
+    pub blocking: Option<(&'static gostall_libs::BlockingPoint, FrameId)>,
+    /// The outermost library frame between the application and the blocking point (the API the
+    /// application called, e.g. `github.com/jackc/pgx/v4/pgxpool.(*Pool).Query`).
+    pub api_frame: Option<FrameId>,
+    /// The stack has a frame of the application's own code (not only library machinery).
+    pub app: bool,
     /// Every user function on the stack, innermost first, without repeats.
     pub user_funcs: Vec<Sym>,
     /// `read`, `write` or `accept` when the goroutine sits in a network operation.
@@ -163,6 +171,19 @@ impl<'a> Context<'a> {
             if rt::is_cgo_callback(name) {
                 f.cgo_callback = true;
             }
+            if app_frame.is_none() {
+                if f.blocking.is_none() {
+                    if let Some(b) = gostall_libs::blocking_point(name) {
+                        f.blocking = Some((b, fr.id));
+                    }
+                }
+                if f.blocking.is_some()
+                    && !name.starts_with("runtime.")
+                    && !rt::is_app_code(name, t.str(frame.file), main_module)
+                {
+                    f.api_frame = Some(fr.id);
+                }
+            }
             if rt::is_user_function(name) {
                 if app_frame.is_none() {
                     if rt::is_app_code(name, t.str(frame.file), main_module) {
@@ -207,6 +228,7 @@ impl<'a> Context<'a> {
         }
         if app_frame.is_some() {
             f.user_frame = app_frame;
+            f.app = true;
         } else {
             f.lib_frame = None;
         }
@@ -437,6 +459,22 @@ impl<'a> Context<'a> {
             _ => String::new(),
         };
         format!("goroutine {id}{at}{doing}")
+    }
+
+    /// Goroutines that have a database/sql transaction open — the creators of the goroutines
+    /// that watch an open transaction's context (`(*Tx).awaitDone`) — with the watcher's id.
+    pub fn open_transactions(&self) -> Vec<(u64, u64)> {
+        let t = &self.snap.tables;
+        self.snap
+            .goroutines
+            .iter()
+            .filter(|g| {
+                t.stack(g.stack)
+                    .iter()
+                    .any(|&f| t.str(t.frame(f).function) == gostall_libs::OPEN_TX_WATCHER)
+            })
+            .filter_map(|g| Some((g.created_by?.goroutine?, g.id)))
+            .collect()
     }
 
     /// Builds a finding from its parts.

@@ -39,6 +39,7 @@ pub fn all_rules() -> Vec<Box<dyn Rule>> {
         Box::new(deadlock::Deadlock),
         Box::new(goroutine_leak::GoroutineLeak),
         Box::new(lock_contention::LockContention),
+        Box::new(resource_exhausted::ResourceExhausted),
         Box::new(channel_blocked::ChannelBlocked),
         Box::new(cgo_blocked::CgoBlocked),
         Box::new(syscall_blocked::SyscallBlocked),
@@ -75,20 +76,44 @@ pub fn rank(findings: &mut [Finding]) {
     });
 }
 
-/// A lock pile-up whose goroutines are all part of a reported deadlock says nothing new: the
-/// deadlock is the cause. Drop it.
+/// A finding whose goroutines are all explained by a more specific one says nothing new: a lock
+/// pile-up inside a deadlock, a proved leak of goroutines queued for an exhausted pool or caught
+/// in a deadlock (the proof then becomes evidence of the finding that explains them).
 fn drop_subsumed(findings: &mut Vec<Finding>) {
-    let in_deadlock: std::collections::HashSet<u64> = findings
+    let explained_by = |kinds: &[FindingKind]| -> std::collections::HashSet<u64> {
+        findings
+            .iter()
+            .filter(|f| kinds.contains(&f.kind))
+            .flat_map(|f| f.goroutines.iter().copied())
+            .collect()
+    };
+    let in_deadlock = explained_by(&[FindingKind::Deadlock]);
+    let specific = explained_by(&[FindingKind::Deadlock, FindingKind::ResourceExhausted]);
+    let covered = |f: &Finding, set: &std::collections::HashSet<u64>| {
+        !f.goroutines.is_empty() && f.goroutines.iter().all(|g| set.contains(g))
+    };
+    let proved: Vec<Finding> = findings
         .iter()
-        .filter(|f| f.kind == FindingKind::Deadlock)
-        .flat_map(|f| f.goroutines.iter().copied())
+        .filter(|f| f.kind == FindingKind::GoroutineLeak && covered(f, &specific))
+        .cloned()
         .collect();
-    if in_deadlock.is_empty() {
-        return;
-    }
-    findings.retain(|f| {
-        f.kind != FindingKind::LockContention
-            || f.goroutines.is_empty()
-            || !f.goroutines.iter().all(|g| in_deadlock.contains(g))
+    findings.retain(|f| match f.kind {
+        FindingKind::LockContention => !covered(f, &in_deadlock),
+        FindingKind::GoroutineLeak => !covered(f, &specific),
+        _ => true,
     });
+    for leak in proved {
+        if let Some(f) = findings.iter_mut().find(|f| {
+            f.kind == FindingKind::ResourceExhausted
+                && leak
+                    .goroutines
+                    .iter()
+                    .any(|g| f.goroutines.binary_search(g).is_ok())
+        }) {
+            f.evidence.push(format!(
+                "proved from memory: nothing that can still run can give one back — {} of these goroutines are leaked for good",
+                leak.goroutine_count
+            ));
+        }
+    }
 }

@@ -815,6 +815,11 @@ impl<'p> Program<'p> {
             },
             created_by,
             wait_ns,
+            wait_since: if wait_ns.is_some() {
+                gostall_model::WaitSince::RuntimeStamp
+            } else {
+                gostall_model::WaitSince::Unknown
+            },
             waiting_on,
             ..Goroutine::new(raw.goid, 1, stack_id, source)
         });

@@ -352,6 +352,7 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
     }
     meta.reread = extra.reread;
     meta.inconsistent = extra.inconsistent;
+    let goroutines_read = Instant::now();
     snap.lib_states =
         crate::libstate::read(&prog, &proc, &snap, &extra.graws, extra.first_goroutine);
     if opts.proof {
@@ -369,6 +370,7 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
     name_handlers(&mut signals, nu.borrow_mut().as_mut(), &prog, &bin);
     if !opts.sample_interval.is_zero() {
         std::thread::sleep(opts.sample_interval);
+        observe_waits(&prog, &proc, &xopts, &extra, &mut snap, goroutines_read);
         if let Ok(later) = prog.sample_schedticks(&proc) {
             for p in &mut snap.procs {
                 p.schedtick_later = later.iter().find(|(id, _)| *id == p.id).map(|(_, t)| *t);
@@ -431,6 +433,45 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
     snap.signals = signals;
     snap.live = Some(meta);
     Ok(snap)
+}
+
+/// A lower bound for every wait the runtime has not stamped: goroutines read again one sample
+/// later, still in the same wait (same status, reason, sudog and saved stack pointer and pc),
+/// have been blocked at least the time between the two reads.
+fn observe_waits(
+    prog: &Program<'_>,
+    proc: &LiveProcess,
+    xopts: &Options,
+    extra: &Extra,
+    snap: &mut Snapshot,
+    first_read_end: Instant,
+) {
+    let t2 = Instant::now();
+    let Ok(headers) = prog.read_headers(proc, xopts) else {
+        return;
+    };
+    let apart = t2.saturating_duration_since(first_read_end).as_nanos() as u64;
+    let now: FxHashMap<u64, &crate::GRaw> = headers.raws.iter().map(|r| (r.addr, r)).collect();
+    for (k, raw) in extra.graws.iter().enumerate() {
+        let Some(g) = snap.goroutines.get_mut(extra.first_goroutine + k) else {
+            break;
+        };
+        let blocked = matches!(
+            g.state,
+            gostall_model::GoState::Waiting | gostall_model::GoState::Syscall
+        );
+        if !blocked
+            || !now
+                .get(&raw.addr)
+                .is_some_and(|n| crate::proof::same_wait(raw, n))
+        {
+            continue;
+        }
+        if g.wait_ns.is_none_or(|w| w < apart) {
+            g.wait_ns = Some(apart);
+            g.wait_since = gostall_model::WaitSince::Observed;
+        }
+    }
 }
 
 /// C frames of threads C created that are inside a callback into Go: their registers are in Go

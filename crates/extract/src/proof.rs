@@ -803,7 +803,7 @@ impl Program<'_> {
 }
 
 /// The header fields that say a goroutine is still in the same wait.
-fn same_wait(a: &GRaw, b: &GRaw) -> bool {
+pub(crate) fn same_wait(a: &GRaw, b: &GRaw) -> bool {
     a.goid == b.goid
         && a.status == b.status
         && a.waitreason == b.waitreason

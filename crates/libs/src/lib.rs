@@ -85,6 +85,9 @@ pub struct BlockingPoint {
     pub limit_setting: &'static str,
     /// The library's structure whose fields show the resource's state, when it has one.
     pub state: Option<StateSpec>,
+    /// For bounded resources: the mistake that keeps one from coming back, for sentences
+    /// ("Rows or a Tx not closed").
+    pub not_returned: &'static str,
     /// What usually empties the resource, and what to do.
     pub advice: &'static str,
 }
@@ -116,6 +119,7 @@ pub const BLOCKING_POINTS: &[BlockingPoint] = &[
                 f(Idle, "freeConn", SliceLen),
             ],
         }),
+        not_returned: "Rows or a Tx not closed",
         advice: "Every connection of the pool is taken and none comes back: something holds connections without returning them. Close every *sql.Rows (`defer rows.Close()` right after the error check, also on early returns), finish every *sql.Tx with Commit or Rollback (`defer tx.Rollback()` right after Begin), and give queries a context with a deadline so a stuck one cannot hold a connection forever.",
     },
     BlockingPoint {
@@ -132,6 +136,7 @@ pub const BLOCKING_POINTS: &[BlockingPoint] = &[
                 f(Idle, "idle.count", Int),
             ],
         }),
+        not_returned: "a connection from Get never Closed",
         advice: "Every connection the pool may open is out and none is returned: a code path takes a connection with Get and never calls Close on it. `defer conn.Close()` right after every pool.Get; use GetContext with a deadline so a waiter gives up instead of hanging.",
     },
     BlockingPoint {
@@ -148,6 +153,7 @@ pub const BLOCKING_POINTS: &[BlockingPoint] = &[
                 f(Idle, "idleResources", SliceLen),
             ],
         }),
+        not_returned: "an acquired connection never Released, or Rows not closed",
         advice: "Every connection of the pool is acquired and none is released: Release every *pgxpool.Conn from Acquire (`defer conn.Release()`), Close every pgx.Rows, and finish every transaction; pass a context with a deadline to Acquire and Query.",
     },
     BlockingPoint {
@@ -164,6 +170,7 @@ pub const BLOCKING_POINTS: &[BlockingPoint] = &[
                 f(Waiters, "waiters.len", Int),
             ],
         }),
+        not_returned: "an Acquire without its Release",
         advice: "The semaphore's permits are all held and none is given back: a path that acquires returns without Release. Call `defer sem.Release(n)` right after a successful Acquire, and acquire with a context that has a deadline.",
     },
     BlockingPoint {
@@ -176,6 +183,7 @@ pub const BLOCKING_POINTS: &[BlockingPoint] = &[
             type_name: "net/http.Transport",
             fields: &[f(Limit, "MaxConnsPerHost", Int)],
         }),
+        not_returned: "requests that never finish, or a Response.Body not closed",
         advice: "All connections allowed to this host are busy with requests that do not finish, so new requests queue for a slot. Give the http.Client a Timeout (or each request a context deadline) so a hung peer cannot keep the slots, close every Response.Body, and size MaxConnsPerHost for the concurrency you need.",
     },
     BlockingPoint {
@@ -183,8 +191,9 @@ pub const BLOCKING_POINTS: &[BlockingPoint] = &[
         library: "net/http",
         wait: Wait::PeerResponse,
         what: "an HTTP response through net/http's Transport",
-        limit_setting: "http.Client.Timeout",
+        limit_setting: "http.Client.Timeout or a request context deadline",
         state: None,
+        not_returned: "",
         advice: "The peer accepted the request but never answers, and nothing bounds the wait: the http.Client has no Timeout and the request's context no deadline. Set Client.Timeout (or use http.NewRequestWithContext with a deadline), and set Transport.ResponseHeaderTimeout for peers that accept but stall.",
     },
     BlockingPoint {
@@ -192,8 +201,9 @@ pub const BLOCKING_POINTS: &[BlockingPoint] = &[
         library: "google.golang.org/grpc",
         wait: Wait::PeerResponse,
         what: "the response headers of a gRPC call",
-        limit_setting: "the call's context deadline",
+        limit_setting: "deadline on the call's context",
         state: None,
+        not_returned: "",
         advice: "The server accepted the call but never answers, and the call has no deadline, so the client waits forever. Call with a context that has a deadline (context.WithTimeout), and make the server's handler honour its context.",
     },
     BlockingPoint {
@@ -201,8 +211,9 @@ pub const BLOCKING_POINTS: &[BlockingPoint] = &[
         library: "google.golang.org/grpc",
         wait: Wait::PeerResponse,
         what: "a message on a gRPC stream",
-        limit_setting: "the call's context deadline",
+        limit_setting: "deadline on the call's context",
         state: None,
+        not_returned: "",
         advice: "The stream waits for a message that does not come and the call has no deadline. Give the call a context with a deadline, or cancel it when the caller gives up.",
     },
     BlockingPoint {
@@ -212,6 +223,7 @@ pub const BLOCKING_POINTS: &[BlockingPoint] = &[
         what: "PostgreSQL's answer to a statement",
         limit_setting: "the query's context deadline (statement_timeout, lock_timeout)",
         state: None,
+        not_returned: "",
         advice: "PostgreSQL does not answer because the statement waits inside the database — typically for a row lock another transaction holds. Keep transactions short and never hold one open across a wait in Go (a channel, an HTTP call); commit or roll back on every path; set lock_timeout or statement_timeout, and pass a context with a deadline to QueryContext/ExecContext.",
     },
     BlockingPoint {
@@ -221,6 +233,7 @@ pub const BLOCKING_POINTS: &[BlockingPoint] = &[
         what: "PostgreSQL's answer to a statement",
         limit_setting: "the query's context deadline (statement_timeout, lock_timeout)",
         state: None,
+        not_returned: "",
         advice: "PostgreSQL does not answer because the statement waits inside the database — typically for a row lock another transaction holds. Keep transactions short, commit or roll back on every path, set lock_timeout or statement_timeout, and pass a context with a deadline.",
     },
 ];

@@ -53,6 +53,9 @@ pub enum FindingKind {
     SignalConflict,
     /// Resident memory the Go runtime does not manage (C allocations) dominates or grows.
     CMemoryGrowth,
+    /// A bounded resource (a connection pool, a semaphore, a per-host connection limit) is all
+    /// taken and goroutines queue for it.
+    ResourceExhausted,
 }
 
 impl FindingKind {
@@ -71,11 +74,12 @@ impl FindingKind {
             FindingKind::LockedThread => "locked_thread",
             FindingKind::SignalConflict => "signal_conflict",
             FindingKind::CMemoryGrowth => "c_memory_growth",
+            FindingKind::ResourceExhausted => "resource_exhausted",
         }
     }
 
     /// Every kind, in a fixed order.
-    pub const ALL: [FindingKind; 12] = [
+    pub const ALL: [FindingKind; 13] = [
         FindingKind::Deadlock,
         FindingKind::GoroutineLeak,
         FindingKind::LockContention,
@@ -88,6 +92,7 @@ impl FindingKind {
         FindingKind::LockedThread,
         FindingKind::SignalConflict,
         FindingKind::CMemoryGrowth,
+        FindingKind::ResourceExhausted,
     ];
 }
 

@@ -9,6 +9,10 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
+fn is_unknown(w: &gostall_model::WaitSince) -> bool {
+    *w == gostall_model::WaitSince::Unknown
+}
+
 /// The schema id written in every document.
 pub const SCHEMA: &str = "gostall/1";
 
@@ -143,6 +147,8 @@ struct JGoroutine<'a> {
     m: Option<u64>,
     source: u16,
     wait_ns: Option<u64>,
+    #[serde(skip_serializing_if = "is_unknown")]
+    wait_since: gostall_model::WaitSince,
     waiting_on: Option<String>,
     thread: Option<i32>,
     net: Option<&'a gostall_model::NetWait>,
@@ -216,6 +222,7 @@ fn goroutine<'a>(snap: &'a Snapshot, g: &'a Goroutine) -> JGoroutine<'a> {
         m: g.m,
         source: g.source,
         wait_ns: g.wait_ns,
+        wait_since: g.wait_since,
         waiting_on: g.waiting_on.map(|a| format!("{a:#x}")),
         thread: g.thread,
         net: g.net.as_deref(),

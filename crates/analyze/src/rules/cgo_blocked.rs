@@ -272,10 +272,30 @@ fn calls_into_c<'t>(
             cx.minutes_suffix(ms)
         ));
     }
+    if let Some(lib) = cx.facts(g0).lib_frame {
+        evidence.push(format!("called through {}", cx.short(lib)));
+    }
+    let sqlite_busy = gostall_libs::is_sqlite_step(&cfunc)
+        || cx
+            .facts(g0)
+            .cgo_fn
+            .is_some_and(|f| gostall_libs::is_sqlite_step(cx.func(f)));
+    if sqlite_busy && matches!(sys, Some("nanosleep" | "clock_nanosleep")) {
+        let holder = crate::rules::lock_contention::database_lock_holder(cx);
+        evidence.push(match holder {
+            Some((h, w)) => format!(
+                "SQLite's busy handler sleeps and retries: another connection holds the database's write lock — likely the open transaction (goroutine {w} in {}) of {}",
+                gostall_libs::OPEN_TX_WATCHER,
+                cx.describe_goroutine(h)
+            ),
+            None => "SQLite's busy handler sleeps and retries: another connection holds the database's write lock".to_string(),
+        });
+    }
     let what = c_text.clone().unwrap_or_else(|| cfunc.clone());
     let advice = match sys {
         Some("flock" | "fcntl") => "The C code waits for a file lock that another process or descriptor holds: find the holder (lslocks, /proc/locks) and why it keeps the lock; take the lock with LOCK_NB and retry with a deadline, or take it from Go where the wait can be cancelled.",
         Some("read" | "recvfrom" | "recvmsg" | "readv" | "pread64" | "poll" | "ppoll" | "select" | "pselect6" | "epoll_wait" | "connect" | "accept" | "accept4") => "The C code waits for a peer that does not answer: give the C library a timeout (most have one: SO_RCVTIMEO, a poll timeout, a client option), or move that I/O to Go where deadlines and cancellation work; bound concurrent cgo calls with a worker pool so a hung peer cannot take every thread.",
+        Some("nanosleep" | "clock_nanosleep") if sqlite_busy => "SQLite waits for the database's write lock, held by another connection's open transaction: commit or roll back every transaction promptly (`defer tx.Rollback()` right after Begin), never hold one across a wait in Go, use one writer connection (SetMaxOpenConns(1) for writes) or WAL mode, and keep _busy_timeout short enough that callers fail instead of hanging.",
         Some("nanosleep" | "clock_nanosleep") => "The C code sleeps and retries on its own schedule: configure the library's retry limit and backoff, or make the call with a deadline you control (a pure-Go client, or a bounded worker pool whose callers give up after a timeout).",
         Some("futex") => "The C code waits on a lock or condition variable inside the library: find the thread holding it (the chain above) and why; serialise calls into a library that is not thread-safe behind one Go mutex.",
         _ => "Find why the C call blocks (the chain above shows where). Give the C library a timeout if it has one; bound concurrent cgo calls with a worker pool or semaphore so a hung library cannot take every thread; prefer a pure-Go implementation where one exists.",

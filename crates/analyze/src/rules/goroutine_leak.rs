@@ -80,6 +80,11 @@ fn proven(cx: &Context<'_>, proof: &ProofFacts, out: &mut Vec<Finding>) {
         }
     );
     for (site, reason, ms) in groups {
+        // Library or runtime machinery with no application code on its stack (a pool's opener
+        // goroutine, a transport's loops) leaks as a consequence of the leaks that are reported.
+        if site.is_none() {
+            continue;
+        }
         let n = cx.count(&ms);
         let main = ms.iter().any(|&i| cx.g(i).id == 1);
         let g0 = cx.g(ms[0]);
@@ -132,7 +137,35 @@ fn proven(cx: &Context<'_>, proof: &ProofFacts, out: &mut Vec<Finding>) {
             evidence.push(describe_object(cx, o, distinct.len()));
         }
         if let Some(cb) = g0.created_by {
-            evidence.push(format!("created by {}", cx.short(cb.frame)));
+            let by = cb
+                .goroutine
+                .filter(|id| cx.by_id.contains_key(id))
+                .map(|id| format!(" in {}", cx.describe_goroutine(id)))
+                .unwrap_or_default();
+            evidence.push(format!("created by {}{by}", cx.short(cb.frame)));
+        }
+        if reason == WaitReason::WaitGroupWait {
+            // Who was to call Done: the goroutines the waiter started, and what they do now.
+            let kids: Vec<u32> = cx
+                .children
+                .get(&g0.id)
+                .map(|v| {
+                    v.iter()
+                        .copied()
+                        .filter(|&k| cx.g(k).state != GoState::Dead)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !kids.is_empty() {
+                evidence.push(format!(
+                    "the goroutines it started are stuck themselves: {}",
+                    kids.iter()
+                        .take(3)
+                        .map(|&k| cx.describe_goroutine(cx.g(k).id))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ));
+            }
         }
         evidence.push(how.clone());
         out.push(cx.finding(

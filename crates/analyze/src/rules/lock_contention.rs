@@ -5,11 +5,81 @@
 //! the goroutines that run the same code without waiting for the lock — the likely holders — and what
 //! they are doing (a holder sleeping or doing I/O inside the critical section is the classic cause).
 //! Lock waiters that form a lock-order cycle are reported by `deadlock` instead.
+//!
+//! Locks held in a database count too: goroutines waiting for the database to answer (a known
+//! driver blocking point, `gostall-libs`) while a goroutine of the program keeps a transaction
+//! open and is itself blocked — the classic row lock held across a wait in Go.
 
 use crate::context::plural;
 use crate::{Context, Rule};
 use gostall_goruntime as rt;
 use gostall_model::{ContentionKind, Finding, FindingKind, Severity, WaitReason};
+
+/// A goroutine of the program that keeps a database transaction open while it is blocked on
+/// something else (and so cannot commit): the likely holder of the database's locks. Returns
+/// (holder, the watcher goroutine of its transaction).
+pub(crate) fn database_lock_holder(cx: &Context<'_>) -> Option<(u64, u64)> {
+    cx.open_transactions().into_iter().find(|&(owner, _)| {
+        cx.by_id.get(&owner).is_some_and(|&i| {
+            let g = cx.g(i);
+            cx.facts(g).app && !cx.progressing(g) && cx.facts(g).blocking.is_none()
+        })
+    })
+}
+
+/// Goroutines waiting for the database's answer while a blocked goroutine of the program keeps
+/// a transaction open.
+fn database_locks(cx: &Context<'_>) -> Vec<Finding> {
+    let Some((holder, watcher)) = database_lock_holder(cx) else {
+        return Vec::new();
+    };
+    let live = cx.snap.live.is_some();
+    let members = cx.select(|g, f| {
+        f.app
+            && f.blocking
+                .is_some_and(|(b, _)| b.wait == gostall_libs::Wait::DbAnswer)
+            && (!live || g.wait_ns.is_some_and(|w| w >= 50_000_000))
+    });
+    let mut out = Vec::new();
+    for (site, ms) in cx.by_site(&members) {
+        let n = cx.count(&ms);
+        let Some((point, fr)) = cx.facts(cx.g(ms[0])).blocking else {
+            continue;
+        };
+        let func = cx.func(cx.snap.tables.frame(site).function);
+        let holder_desc = cx.describe_goroutine(holder);
+        out.push(cx.finding(
+            FindingKind::LockContention,
+            if n >= WARN { Severity::Critical } else { Severity::Warning },
+            format!(
+                "{n} goroutine{} in {func} wait for the database, likely on a lock held by an open transaction of goroutine {holder}",
+                plural(n)
+            ),
+            format!(
+                "These goroutines sent a statement and wait for {}, which does not come: the database is waiting too, most likely for a row or table lock. A goroutine of this program keeps a transaction open and is blocked on something else, so it can neither commit nor roll back — and the lock is never released.",
+                point.what
+            ),
+            &ms,
+            Some(site),
+            vec![
+                format!(
+                    "{} in {} wait for {}{}",
+                    cx.id_list(&ms),
+                    cx.short(site),
+                    point.what,
+                    cx.minutes_suffix(&ms)
+                ),
+                format!("parked in {}", cx.short(fr)),
+                format!(
+                    "a transaction is open (goroutine {watcher} in {}), begun by {holder_desc}",
+                    gostall_libs::OPEN_TX_WATCHER
+                ),
+            ],
+            point.advice,
+        ));
+    }
+    out
+}
 
 /// The lock-contention rule.
 pub struct LockContention;
@@ -25,7 +95,7 @@ impl Rule for LockContention {
     }
 
     fn check(&self, cx: &Context<'_>) -> Vec<Finding> {
-        let mut out = Vec::new();
+        let mut out = database_locks(cx);
         let waiters = cx.select(|g, f| {
             f.user_frame.is_some() && g.wait_reason.is_some_and(WaitReason::is_lock)
         });

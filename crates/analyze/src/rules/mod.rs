@@ -8,6 +8,7 @@ pub mod goroutine_leak;
 pub mod lock_contention;
 pub mod locked_thread;
 pub mod net_io_wait;
+pub mod resource_exhausted;
 pub mod scheduler_starvation;
 pub mod signal_conflict;
 pub mod syscall_blocked;

@@ -11,6 +11,147 @@ use crate::{Context, Rule};
 use gostall_goruntime as rt;
 use gostall_model::{Finding, FindingKind, Severity, WaitReason};
 
+/// Live: a waiter counts when blocked at least this long (two reads a sample apart).
+const MIN_WAIT_NS: u64 = 50_000_000;
+
+/// Goroutines that `lock_contention` explains: they wait for a database that waits on a lock
+/// an open transaction of the program holds.
+fn database_lock_waiters(cx: &Context<'_>) -> rustc_hash::FxHashSet<u64> {
+    if crate::rules::lock_contention::database_lock_holder(cx).is_none() {
+        return Default::default();
+    }
+    cx.snap
+        .goroutines
+        .iter()
+        .filter(|g| {
+            cx.facts(g)
+                .blocking
+                .is_some_and(|(b, _)| b.wait == gostall_libs::Wait::DbAnswer)
+        })
+        .map(|g| g.id)
+        .collect()
+}
+
+/// Application goroutines waiting inside a library for a peer's answer to a request already
+/// sent (an HTTP response, a gRPC call's headers): the library's knowledge says what they wait
+/// for, the connections the library reads from say whether anything bounds the wait.
+fn peer_responses(cx: &Context<'_>) -> Vec<Finding> {
+    use gostall_libs::Wait;
+    let live = cx.snap.live.is_some();
+    let members = cx.select(|_, f| {
+        f.app
+            && f.blocking
+                .is_some_and(|(b, _)| b.wait == Wait::PeerResponse)
+    });
+    let mut out = Vec::new();
+    for (site, ms) in cx.by_site(&members) {
+        let Some((point, fr)) = cx.facts(cx.g(ms[0])).blocking else {
+            continue;
+        };
+        let ms: Vec<u32> = ms
+            .into_iter()
+            .filter(|&i| cx.facts(cx.g(i)).blocking.map(|b| b.0.function) == Some(point.function))
+            .collect();
+        let n = cx.count(&ms);
+        let long = ms
+            .iter()
+            .filter(|&&i| cx.g(i).wait_ns.is_some_and(|w| w >= MIN_WAIT_NS))
+            .count() as u64;
+        let mins = cx.max_minutes(&ms);
+        let flagged = if live {
+            long >= 2
+                || (long == 1 && n == 1 && cx.g(ms[0]).wait_ns.is_some_and(|w| w >= 1_000_000_000))
+        } else {
+            n >= 3 || mins.is_some()
+        };
+        if !flagged {
+            continue;
+        }
+        let lib = gostall_goruntime::package_of(point.function);
+        // The library's own connections: goroutines with no application code that wait on the
+        // network inside the same library (net/http's read loops, gRPC's readers).
+        let conns: Vec<&gostall_model::NetWait> = cx
+            .snap
+            .goroutines
+            .iter()
+            .filter(|g| !cx.facts(g).app && g.wait_reason == Some(WaitReason::IoWait))
+            .filter(|g| {
+                let t = &cx.snap.tables;
+                t.stack(g.stack).iter().any(|&f| {
+                    let name = t.str(t.frame(f).function);
+                    gostall_goruntime::package_of(name).starts_with(
+                        lib.split('/')
+                            .take(3)
+                            .collect::<Vec<_>>()
+                            .join("/")
+                            .as_str(),
+                    )
+                })
+            })
+            .filter_map(|g| g.net.as_deref())
+            .collect();
+        let no_deadline = conns.iter().filter(|w| w.deadline_in_ns.is_none()).count();
+        let mut peers: Vec<&str> = conns.iter().filter_map(|w| w.peer.as_deref()).collect();
+        peers.sort_unstable();
+        peers.dedup();
+        let mut evidence = vec![
+            format!(
+                "{} in {} wait for {}{}",
+                cx.id_list(&ms),
+                cx.short(site),
+                point.what,
+                cx.minutes_suffix(&ms)
+            ),
+            format!("parked in {}", cx.short(fr)),
+        ];
+        if !conns.is_empty() {
+            evidence.push(format!(
+                "{} of {} {} connection{} wait in a read with no deadline{}",
+                no_deadline,
+                conns.len(),
+                point.library,
+                plural(conns.len() as u64),
+                if peers.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ", to {}",
+                        peers.iter().take(3).copied().collect::<Vec<_>>().join(", ")
+                    )
+                }
+            ));
+        }
+        evidence.push(format!(
+            "nothing bounds the wait: likely no {} is set",
+            point.limit_setting
+        ));
+        let sev = if n >= 10 || mins.is_some_and(|m| m >= 1) {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
+        let func = cx.func(cx.snap.tables.frame(site).function);
+        out.push(cx.finding(
+            FindingKind::NetIoWait,
+            sev,
+            format!(
+                "{n} goroutine{} in {func} wait for {} with no deadline",
+                plural(n),
+                point.what
+            ),
+            format!(
+                "The request went out and the peer never answered; nothing bounds the wait ({} is not set), so every caller through this path hangs with it.",
+                point.limit_setting
+            ),
+            &ms,
+            Some(site),
+            evidence,
+            point.advice,
+        ));
+    }
+    out
+}
+
 /// The network-wait rule.
 pub struct NetIoWait;
 
@@ -29,8 +170,14 @@ impl Rule for NetIoWait {
             .filter(|g| cx.facts(g).net_op == Some("accept"))
             .flat_map(|g| cx.facts(g).user_funcs.iter().copied())
             .collect();
+        let mut out = peer_responses(cx);
+        let claimed = database_lock_waiters(cx);
         let members = cx.select(|g, f| {
-            if f.user_frame.is_none() || g.wait_reason != Some(WaitReason::IoWait) {
+            if !f.app || g.wait_reason != Some(WaitReason::IoWait) || claimed.contains(&g.id) {
+                return false;
+            }
+            // Live, a read caught in flight is not a wait: it must hold across two reads.
+            if cx.snap.live.is_some() && g.wait_ns.is_none_or(|w| w < MIN_WAIT_NS) {
                 return false;
             }
             if !matches!(f.net_op, Some("read" | "write")) {
@@ -47,7 +194,6 @@ impl Rule for NetIoWait {
             });
             !server_side
         });
-        let mut out = Vec::new();
         for (site, ms) in cx.by_site(&members) {
             let n = cx.count(&ms);
             let mins = cx.max_minutes(&ms);
