@@ -74,6 +74,8 @@ pub struct Context<'a> {
     /// Live: lock-order cycles found through the locks' likely holders, each a list of
     /// goroutine ids in wait order (each waits for a lock the next one holds).
     pub lock_cycles: Vec<Vec<u64>>,
+    /// What tells the application's code from its dependencies.
+    pub app_code: rt::AppCode,
     empty: StackFacts,
 }
 
@@ -95,6 +97,7 @@ impl<'a> Context<'a> {
                 .map(|p| p.leaked.iter().copied().collect())
                 .unwrap_or_default(),
             lock_cycles: Vec::new(),
+            app_code: app_code(snap),
             empty: StackFacts::default(),
         };
         cx.lock_cycles = lock_cycles(snap);
@@ -162,7 +165,6 @@ impl<'a> Context<'a> {
             depth: t.stack(stack).len(),
             ..StackFacts::default()
         };
-        let main_module = self.snap.process.main_module.as_deref();
         let mut app_frame = None;
         let mut first_user = None;
         for fr in t.stack_frames(stack) {
@@ -179,14 +181,14 @@ impl<'a> Context<'a> {
                 }
                 if f.blocking.is_some()
                     && !name.starts_with("runtime.")
-                    && !rt::is_app_code(name, t.str(frame.file), main_module)
+                    && !self.app_code.is_app(name, t.str(frame.file))
                 {
                     f.api_frame = Some(fr.id);
                 }
             }
             if rt::is_user_function(name) {
                 if app_frame.is_none() {
-                    if rt::is_app_code(name, t.str(frame.file), main_module) {
+                    if self.app_code.is_app(name, t.str(frame.file)) {
                         app_frame = Some(fr.id);
                     } else if f.lib_frame.is_none() {
                         f.lib_frame = Some(fr.id);
@@ -509,6 +511,30 @@ impl<'a> Context<'a> {
             evidence,
             advice: advice.to_string(),
         }
+    }
+}
+
+/// The main module from the build information, and the main package's directory from the
+/// first frame of package `main` any goroutine shows.
+fn app_code(snap: &Snapshot) -> rt::AppCode {
+    let t = &snap.tables;
+    let main_dir = snap
+        .goroutines
+        .iter()
+        .flat_map(|g| {
+            t.stack(g.stack)
+                .iter()
+                .copied()
+                .chain(g.created_by.map(|c| c.frame))
+        })
+        .map(|f| t.frame(f))
+        .find(|f| {
+            rt::package_of(t.str(f.function)) == "main" && !rt::is_cgo_wrapper(t.str(f.function))
+        })
+        .and_then(|f| t.str(f.file).rsplit_once('/').map(|(d, _)| d.to_string()));
+    rt::AppCode {
+        main_module: snap.process.main_module.clone(),
+        main_dir,
     }
 }
 

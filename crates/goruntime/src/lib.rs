@@ -162,26 +162,80 @@ pub fn is_user_function(function: &str) -> bool {
     code_origin(function) == CodeOrigin::User && !is_cgo_wrapper(function)
 }
 
-/// Is this frame the application's own code — its main module — rather than a dependency?
-///
-/// With the main module's path (from the binary's build information), a function belongs to it
-/// when its package is `main` or lies under that path. Without it (dumps), any user function
-/// counts unless its source file sits in the module cache or a vendor directory (`…@v1.2.3/`,
-/// `/pkg/mod/`, `/vendor/`), where dependencies live.
-pub fn is_app_code(function: &str, file: &str, main_module: Option<&str>) -> bool {
-    if !is_user_function(function) {
-        return false;
-    }
-    let pkg = package_of(function);
-    if pkg == "main" {
-        return true;
-    }
-    match main_module {
-        Some(m) if !m.is_empty() && m != "command-line-arguments" => {
-            pkg == m || pkg.strip_prefix(m).is_some_and(|r| r.starts_with('/'))
+/// What tells the application's own code from its dependencies.
+#[derive(Debug, Clone, Default)]
+pub struct AppCode {
+    /// The main module's path, from the binary's build information (live reads).
+    pub main_module: Option<String>,
+    /// The directory of the main package's source files, from a frame of package `main`
+    /// (dumps): the application's other packages sit in the same source tree.
+    pub main_dir: Option<String>,
+}
+
+impl AppCode {
+    /// Is this frame the application's own code — its main module — rather than a dependency?
+    ///
+    /// With the main module's path (from the binary's build information), a function belongs to
+    /// it when its package is `main` or lies under that path. Without it (dumps), a package
+    /// belongs to the application when its source directory sits in the main package's tree
+    /// the way a module lays out its packages — the directory, relative to an ancestor of the
+    /// main package's directory, is the tail of the import path (`…/app/internal/db` for
+    /// `example.com/app/internal/db`) — and not in the module cache or a vendor directory.
+    pub fn is_app(&self, function: &str, file: &str) -> bool {
+        if !is_user_function(function) {
+            return false;
         }
-        _ => !(file.contains("/pkg/mod/") || file.contains("/vendor/") || has_module_version(file)),
+        let pkg = package_of(function);
+        if pkg == "main" {
+            return true;
+        }
+        if let Some(m) = self
+            .main_module
+            .as_deref()
+            .filter(|m| !m.is_empty() && *m != "command-line-arguments")
+        {
+            return pkg == m || pkg.strip_prefix(m).is_some_and(|r| r.starts_with('/'));
+        }
+        if file.contains("/pkg/mod/") || file.contains("/vendor/") || has_module_version(file) {
+            return false;
+        }
+        let Some(main_dir) = self.main_dir.as_deref() else {
+            return true;
+        };
+        let dir = file.rsplit_once('/').map_or("", |(d, _)| d);
+        // The deepest common ancestor of the two directories.
+        let mut common = 0;
+        for (i, (a, b)) in main_dir.bytes().zip(dir.bytes()).enumerate() {
+            if a != b {
+                break;
+            }
+            if a == b'/' {
+                common = i;
+            }
+        }
+        if main_dir.len() == dir.len() && main_dir == dir {
+            return true;
+        }
+        if dir.len() > common
+            && dir.as_bytes().get(common) == Some(&b'/')
+            && main_dir.starts_with(dir)
+        {
+            // The package's directory is an ancestor of main's: the module root.
+            return common > 0;
+        }
+        let rel = dir.get(common + 1..).unwrap_or("");
+        common > 0 && !rel.is_empty() && (pkg == rel || pkg.ends_with(&format!("/{rel}")))
     }
+}
+
+/// Is this frame the application's own code (see [`AppCode::is_app`]), with only the main
+/// module's path known?
+pub fn is_app_code(function: &str, file: &str, main_module: Option<&str>) -> bool {
+    AppCode {
+        main_module: main_module.map(str::to_string),
+        main_dir: None,
+    }
+    .is_app(function, file)
 }
 
 /// A path element like `pq@v1.10.7`: a module cache directory.
@@ -511,6 +565,37 @@ mod tests {
             "main.f",
             "/tmp/x@v1/main.go",
             Some("command-line-arguments")
+        ));
+    }
+
+    #[test]
+    fn app_code_in_dumps_is_the_main_package_tree() {
+        let app = AppCode {
+            main_module: None,
+            main_dir: Some("/work/svc/cmd/server".into()),
+        };
+        assert!(app.is_app(
+            "example.com/svc/internal/db.Get",
+            "/work/svc/internal/db/db.go"
+        ));
+        assert!(app.is_app("example.com/svc.Helper", "/work/svc/helper.go"));
+        assert!(!app.is_app(
+            "github.com/gomodule/redigo/redis.(*Pool).Get",
+            "/usr/share/gocode/src/github.com/gomodule/redigo/redis/pool.go"
+        ));
+        assert!(!app.is_app("github.com/x/y.F", "/root/go/src/github.com/x/y/y.go"));
+        // -trimpath: files are named by import path.
+        let trim = AppCode {
+            main_module: None,
+            main_dir: Some("example.com/svc/cmd/server".into()),
+        };
+        assert!(trim.is_app(
+            "example.com/svc/internal/db.Get",
+            "example.com/svc/internal/db/db.go"
+        ));
+        assert!(!trim.is_app(
+            "github.com/gomodule/redigo/redis.(*Pool).Get",
+            "github.com/gomodule/redigo@v1.8.3/redis/pool.go"
         ));
     }
 

@@ -43,6 +43,7 @@ impl Rule for GoroutineLeak {
         abandoned(cx, &mut out, &mut seen);
         pileups(cx, &mut out, &mut seen);
         waitgroups(cx, &mut out);
+        stuck_children(cx, &mut out, &seen);
         conds(cx, &mut out);
         out
     }
@@ -415,6 +416,104 @@ fn pileups(cx: &Context<'_>, out: &mut Vec<Finding>, seen: &mut FxHashSet<u32>) 
             site,
             vec![format!("{n} goroutines created by {creator}, all blocked in {reason}{}", site.map(|s| format!(" at {}", cx.short(s))).unwrap_or_default())],
             "Bound the number of goroutines (worker pool, semaphore) and make sure each one can exit: select on ctx.Done() next to every channel operation.",
+        ));
+    }
+}
+
+/// From a dump: a goroutine waits (WaitGroup, errgroup) for goroutines it started, and those are
+/// blocked sending or receiving on channels that no goroutine outside that family is on the
+/// other side of — the parent cannot complete them while it waits. Live, the proof decides.
+fn stuck_children(cx: &Context<'_>, out: &mut Vec<Finding>, seen: &FxHashSet<u32>) {
+    let parents =
+        cx.select(|g, f| f.app && g.id != 0 && g.wait_reason == Some(WaitReason::WaitGroupWait));
+    let mut family: FxHashSet<u64> = FxHashSet::default();
+    let mut stuck: Vec<(u32, u32)> = Vec::new(); // (child, parent)
+    for &p in &parents {
+        let pg = cx.g(p);
+        let kids: Vec<u32> = cx
+            .children
+            .get(&pg.id)
+            .map(|v| {
+                v.iter()
+                    .copied()
+                    .filter(|&k| cx.g(k).state != GoState::Dead && cx.facts(cx.g(k)).app)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let all_on_channels = !kids.is_empty()
+            && kids.iter().all(|&k| {
+                matches!(
+                    cx.g(k).wait_reason,
+                    Some(WaitReason::ChanSend | WaitReason::ChanReceive)
+                )
+            });
+        if all_on_channels {
+            family.insert(pg.id);
+            for &k in &kids {
+                family.insert(cx.g(k).id);
+                if !seen.contains(&k) {
+                    stuck.push((k, p));
+                }
+            }
+        }
+    }
+    if stuck.is_empty() {
+        return;
+    }
+    // Someone outside the families on the other side of a channel could complete them (the
+    // main goroutine parked on a channel at the end of main — waiting for a signal or a done
+    // channel — is not such a partner).
+    let other_side = |r: WaitReason| {
+        cx.snap.goroutines.iter().any(|g| {
+            !family.contains(&g.id)
+                && g.id != 1
+                && cx.facts(g).app
+                && match r {
+                    WaitReason::ChanSend => matches!(
+                        g.wait_reason,
+                        Some(WaitReason::ChanReceive | WaitReason::Select)
+                    ),
+                    _ => matches!(
+                        g.wait_reason,
+                        Some(WaitReason::ChanSend | WaitReason::Select)
+                    ),
+                }
+        })
+    };
+    let kids: Vec<u32> = stuck
+        .iter()
+        .map(|&(k, _)| k)
+        .filter(|&k| !other_side(cx.g(k).wait_reason.unwrap_or(WaitReason::Other)))
+        .collect();
+    for (site, ms) in cx.by_site(&kids) {
+        let n = cx.count(&ms);
+        let g0 = cx.g(ms[0]);
+        let reason = g0.wait_reason.unwrap_or(WaitReason::Other);
+        let parent = stuck
+            .iter()
+            .find(|&&(k, _)| k == ms[0])
+            .map(|&(_, p)| cx.g(p).id)
+            .unwrap_or(0);
+        let creator = g0.created_by.map(|c| cx.short(c.frame)).unwrap_or_default();
+        out.push(cx.finding(
+            FindingKind::GoroutineLeak,
+            Severity::Warning,
+            format!(
+                "{n} goroutine{} in {} likely leaked: blocked in {} while the goroutine that started them waits for them",
+                plural(n),
+                cx.func(cx.snap.tables.frame(site).function),
+                reason.as_str()
+            ),
+            format!("These goroutines wait in {} for a partner that will not come: the goroutine that started them is itself waiting for them to finish, and no other goroutine is on the other side of a channel. Neither side can move.", reason.as_str()),
+            &ms,
+            Some(site),
+            vec![
+                format!("{} blocked in {} at {}{}", cx.id_list(&ms), reason.as_str(), cx.short(site), cx.minutes_suffix(&ms)),
+                format!("created by {creator} in {}, which waits for them", cx.describe_goroutine(parent)),
+                "no goroutine outside this family is on the other side of a channel".into(),
+                "inferred from the stacks; a live read (`gostall diagnose --pid`) proves it from memory".into(),
+            ],
+            "A member of the group blocks on a channel whose other side has gone (the consumer returned on an error, or the parent stopped reading). Give the channel enough buffer for every send, or select on the group's context (errgroup.WithContext's ctx.Done()) next to every channel operation, so a failed group unwinds.",
         ));
     }
 }

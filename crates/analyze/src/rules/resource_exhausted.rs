@@ -150,6 +150,17 @@ fn finding(
             point.limit_setting, s.type_name, s.object
         ));
     }
+    if state.is_none() {
+        evidence.push(format!(
+            "bounded by {}; {}",
+            point.limit_setting,
+            if cx.snap.live.is_some() {
+                "its state could not be read from this binary"
+            } else {
+                "a dump does not show how much of it is taken — `gostall diagnose --pid` reads the library's own counters"
+            }
+        ));
+    }
     // Who could give a resource back: goroutines inside the same library's code that are not
     // waiting at the acquire point.
     let library_pkg = package(point.function);
