@@ -135,6 +135,22 @@ impl Program<'_> {
         extra: &Extra,
         opts: &ProofOptions,
     ) -> Result<Proof, String> {
+        self.prove_with_roots(mem, snap, extra, opts, &[])
+    }
+
+    /// [`Program::prove`] with extra root words: the registers of threads stopped by a pause,
+    /// which may hold the only pointer to an object a running goroutine uses.
+    ///
+    /// # Errors
+    /// As [`Program::prove`].
+    pub fn prove_with_roots<M: Memory + ?Sized>(
+        &self,
+        mem: &M,
+        snap: &Snapshot,
+        extra: &Extra,
+        opts: &ProofOptions,
+        roots: &[u64],
+    ) -> Result<Proof, String> {
         let t0 = Instant::now();
         let first: Vec<GIn> = extra
             .graws
@@ -161,7 +177,7 @@ impl Program<'_> {
                     .any(|&f| t.str(t.frame(f).function) == name)
             })
         };
-        let p1 = self.pass(mem, &first, &on_stack)?;
+        let p1 = self.pass(mem, &first, &on_stack, roots)?;
         let mut passes = 1;
         let mut verdicts = p1.verdicts.clone();
         let mut disagreed = 0u32;
@@ -206,7 +222,7 @@ impl Program<'_> {
                         });
                     }
                 }
-                let p = self.pass(mem, &next, &on_stack)?;
+                let p = self.pass(mem, &next, &on_stack, &[])?;
                 passes += 1;
                 for (id, v) in verdicts.iter_mut() {
                     if v.leaked {
@@ -228,7 +244,7 @@ impl Program<'_> {
             }
         }
         let running = first.iter().filter(|g| g.state == GoState::Running).count();
-        if running > 0 && !opts.paused {
+        if running > 0 && roots.is_empty() {
             notes.push(format!(
                 "{running} goroutine(s) were running: their stacks were scanned whole and conservatively; values held only in their registers are not seen"
             ));
@@ -282,6 +298,7 @@ impl Program<'_> {
         mem: &M,
         gs: &[GIn],
         on_stack: &dyn Fn(&GIn, &str) -> bool,
+        extra_roots: &[u64],
     ) -> Result<PassOut, String> {
         let hl = self
             .layout
@@ -400,9 +417,12 @@ impl Program<'_> {
                     .and_then(|md| mem.read_u64(md + o).ok())
             })
             .map(|r| r.wrapping_sub(self.bias));
-        // Globals.
+        // Globals, and the registers of stopped threads.
         for m in &modules {
             m.scan(mem, &mut marker, &mut notes);
+        }
+        for &v in extra_roots {
+            marker.consider(0, v);
         }
         marker.drain(mem);
         let attribute = |marker: &mut Marker<'_>,

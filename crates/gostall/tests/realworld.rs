@@ -414,7 +414,6 @@ fn table(rows: &[Row]) -> String {
 }
 
 #[test]
-#[ignore = "library knowledge not landed yet"]
 fn realworld_programs_are_diagnosed() {
     let manifest = realworld::manifest().unwrap_or_else(|e| panic!("{e:#}"));
     assert!(

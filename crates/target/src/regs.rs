@@ -89,3 +89,13 @@ impl From<nix::libc::user_regs_struct> for Regs {
         }
     }
 }
+
+impl Regs {
+    /// The general-purpose registers a running Go function may hold a pointer in.
+    pub fn gprs(&self) -> [u64; 16] {
+        [
+            self.rax, self.rbx, self.rcx, self.rdx, self.rsi, self.rdi, self.rbp, self.rsp,
+            self.r8, self.r9, self.r10, self.r11, self.r12, self.r13, self.r14, self.r15,
+        ]
+    }
+}
