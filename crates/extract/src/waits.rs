@@ -203,11 +203,19 @@ fn cond_list<M: Memory + ?Sized>(
             let Ok(mut s) = mem.read_u64(list.wrapping_add(head_off)) else {
                 continue;
             };
+            // The list's `tail` follows `head`; a real list ends at it (a word that only looks
+            // like a list — its `head` being another list's `tail` — does not).
+            let Ok(tail) = mem.read_u64(list.wrapping_add(head_off + 8)) else {
+                continue;
+            };
+            let mut found = None;
+            let mut last = 0;
             let mut n = 0;
             while s != 0 && n < MAX_LIST {
                 n += 1;
+                last = s;
                 match mem.read_u64(s + su.g) {
-                    Ok(sg) if sg == g.addr => return Some((s, list)),
+                    Ok(sg) if sg == g.addr => found = Some(s),
                     Ok(_) => {}
                     Err(_) => break,
                 }
@@ -215,6 +223,9 @@ fn cond_list<M: Memory + ?Sized>(
                     Ok(next) => s = next,
                     Err(_) => break,
                 }
+            }
+            if let Some(sudog) = found.filter(|_| s == 0 && last == tail) {
+                return Some((sudog, list));
             }
         }
     }
