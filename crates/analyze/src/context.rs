@@ -479,6 +479,33 @@ impl<'a> Context<'a> {
             .collect()
     }
 
+    /// The two evidence lines of goroutines parked at a library blocking point: who waits where
+    /// for what, and the library path from the application's call to the parking function.
+    pub fn library_wait_lines(
+        &self,
+        members: &[u32],
+        site: FrameId,
+        point: &gostall_libs::BlockingPoint,
+    ) -> Vec<String> {
+        let facts = self.facts(self.g(members[0]));
+        let mut lines = vec![format!(
+            "{} in {} wait for {}{}",
+            self.id_list(members),
+            self.short(site),
+            point.what,
+            self.minutes_suffix(members)
+        )];
+        if let Some((_, fr)) = facts.blocking {
+            let via = facts
+                .api_frame
+                .filter(|&a| a != fr)
+                .map(|a| format!("{} → ", self.short(a)))
+                .unwrap_or_default();
+            lines.push(format!("parked in {via}{}", self.short(fr)));
+        }
+        lines
+    }
+
     /// Builds a finding from its parts.
     #[allow(clippy::too_many_arguments)]
     pub fn finding(

@@ -43,7 +43,7 @@ fn database_locks(cx: &Context<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     for (site, ms) in cx.by_site(&members) {
         let n = cx.count(&ms);
-        let Some((point, fr)) = cx.facts(cx.g(ms[0])).blocking else {
+        let Some((point, _)) = cx.facts(cx.g(ms[0])).blocking else {
             continue;
         };
         let func = cx.func(cx.snap.tables.frame(site).function);
@@ -61,20 +61,15 @@ fn database_locks(cx: &Context<'_>) -> Vec<Finding> {
             ),
             &ms,
             Some(site),
-            vec![
-                format!(
-                    "{} in {} wait for {}{}",
-                    cx.id_list(&ms),
-                    cx.short(site),
-                    point.what,
-                    cx.minutes_suffix(&ms)
-                ),
-                format!("parked in {}", cx.short(fr)),
-                format!(
-                    "a transaction is open (goroutine {watcher} in {}), begun by {holder_desc}",
-                    gostall_libs::OPEN_TX_WATCHER
-                ),
-            ],
+            cx.library_wait_lines(&ms, site, point)
+                .into_iter()
+                .chain([
+                    format!(
+                        "a transaction is open (goroutine {watcher} in {}), begun by {holder_desc}",
+                        gostall_libs::OPEN_TX_WATCHER
+                    ),
+                ])
+                .collect(),
             point.advice,
         ));
     }

@@ -45,7 +45,7 @@ fn peer_responses(cx: &Context<'_>) -> Vec<Finding> {
     });
     let mut out = Vec::new();
     for (site, ms) in cx.by_site(&members) {
-        let Some((point, fr)) = cx.facts(cx.g(ms[0])).blocking else {
+        let Some((point, _)) = cx.facts(cx.g(ms[0])).blocking else {
             continue;
         };
         let ms: Vec<u32> = ms
@@ -94,16 +94,7 @@ fn peer_responses(cx: &Context<'_>) -> Vec<Finding> {
         let mut peers: Vec<&str> = conns.iter().filter_map(|w| w.peer.as_deref()).collect();
         peers.sort_unstable();
         peers.dedup();
-        let mut evidence = vec![
-            format!(
-                "{} in {} wait for {}{}",
-                cx.id_list(&ms),
-                cx.short(site),
-                point.what,
-                cx.minutes_suffix(&ms)
-            ),
-            format!("parked in {}", cx.short(fr)),
-        ];
+        let mut evidence = cx.library_wait_lines(&ms, site, point);
         if !conns.is_empty() {
             evidence.push(format!(
                 "{} of {} {} connection{} wait in a read with no deadline{}",

@@ -107,24 +107,8 @@ fn finding(
     site: gostall_model::FrameId,
 ) -> Finding {
     let n = cx.count(group);
-    let g0 = cx.g(group[0]);
-    let facts = cx.facts(g0);
     let func = cx.func(cx.snap.tables.frame(site).function).to_string();
-    let mut evidence = vec![format!(
-        "{} in {} wait for {}{}",
-        cx.id_list(group),
-        cx.short(site),
-        point.what,
-        cx.minutes_suffix(group)
-    )];
-    let via = facts
-        .api_frame
-        .filter(|&a| Some(a) != facts.blocking.map(|b| b.1))
-        .map(|a| format!("{} → ", cx.short(a)))
-        .unwrap_or_default();
-    if let Some((_, fr)) = facts.blocking {
-        evidence.push(format!("parked in {via}{}", cx.short(fr)));
-    }
+    let mut evidence = cx.library_wait_lines(group, site, point);
     let mut fullness = String::new();
     if let Some(s) = state {
         let limit = s.limit.unwrap_or(0);
