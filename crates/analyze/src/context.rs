@@ -537,6 +537,7 @@ impl<'a> Context<'a> {
             location: location.map(|f| self.location(f)),
             evidence,
             advice: advice.to_string(),
+            proved: false,
         }
     }
 }

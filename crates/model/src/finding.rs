@@ -131,9 +131,18 @@ pub struct Finding {
     pub evidence: Vec<String>,
     /// What to do about it.
     pub advice: String,
+    /// The verdict is proved from the process's memory (a reachability proof), not inferred.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub proved: bool,
 }
 
 impl Finding {
+    /// Marks the verdict as proved from memory.
+    pub fn proved(mut self) -> Self {
+        self.proved = true;
+        self
+    }
+
     /// Names the OS threads involved (sorted, without repeats).
     pub fn with_threads(mut self, tids: impl IntoIterator<Item = i32>) -> Self {
         self.threads.extend(tids);

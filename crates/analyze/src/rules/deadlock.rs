@@ -113,7 +113,7 @@ fn holder_cycles(cx: &Context<'_>) -> Vec<Finding> {
             == 1;
         let site = cx.facts(cx.g(members[0])).user_frame;
         let n = members.len();
-        out.push(cx.finding(
+        let f = cx.finding(
             FindingKind::Deadlock,
             Severity::Critical,
             format!(
@@ -130,7 +130,8 @@ fn holder_cycles(cx: &Context<'_>) -> Vec<Finding> {
             site,
             evidence,
             "Acquire locks in one global order everywhere (e.g. by account id or address — sort the pair before locking when one function locks two instances), or restructure so no goroutine holds one lock while taking another. The blocked goroutines never recover: restart the process.",
-        ));
+        );
+        out.push(if proven { f.proved() } else { f });
     }
     out
 }

@@ -169,20 +169,23 @@ fn proven(cx: &Context<'_>, proof: &ProofFacts, out: &mut Vec<Finding>) {
             }
         }
         evidence.push(how.clone());
-        out.push(cx.finding(
-            FindingKind::GoroutineLeak,
-            if main || n >= PILEUP {
-                Severity::Critical
-            } else {
-                Severity::Warning
-            },
-            title,
-            explanation,
-            &ms,
-            site,
-            evidence,
-            leak_advice(reason),
-        ));
+        out.push(
+            cx.finding(
+                FindingKind::GoroutineLeak,
+                if main || n >= PILEUP {
+                    Severity::Critical
+                } else {
+                    Severity::Warning
+                },
+                title,
+                explanation,
+                &ms,
+                site,
+                evidence,
+                leak_advice(reason),
+            )
+            .proved(),
+        );
     }
 }
 
