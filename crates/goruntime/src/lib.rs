@@ -162,6 +162,19 @@ pub fn is_user_function(function: &str) -> bool {
     code_origin(function) == CodeOrigin::User && !is_cgo_wrapper(function)
 }
 
+/// Runtime functions whose first argument, as a goroutine dump prints it, is the object the
+/// goroutine waits on: the semaphore of a lock or WaitGroup, the channel of a send or receive,
+/// a `Cond`'s notify list. Equal values in one dump are the same object.
+pub fn waits_on_first_arg(function: &[u8]) -> bool {
+    matches!(
+        function,
+        b"runtime.semacquire1"
+            | b"runtime.chanrecv"
+            | b"runtime.chansend"
+            | b"sync.runtime_notifyListWait"
+    )
+}
+
 /// What tells the application's own code from its dependencies.
 #[derive(Debug, Clone, Default)]
 pub struct AppCode {

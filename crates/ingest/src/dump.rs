@@ -610,6 +610,11 @@ impl Parser<'_> {
         }
         // A function line: `pkg.Func(args)` or `pkg.Func(...)`; in ancestor sections `pkg.Func(...)`.
         if let Some(func) = function_name(line) {
+            // The object the goroutine waits on, where the runtime function's first argument
+            // is it (printed exactly: no trailing `?`).
+            if cur.g.waiting_on.is_none() && gostall_goruntime::waits_on_first_arg(func) {
+                cur.g.waiting_on = first_hex_arg(&line[func.len()..]);
+            }
             // Interned at its file line (or by the next line of any other kind).
             self.key.clear();
             self.key
@@ -866,6 +871,20 @@ fn trim(mut s: &[u8]) -> &[u8] {
         s = rest;
     }
     s
+}
+
+/// The first argument of `(0xc000010018, 0x0, …)` when it is printed exactly (not `0x…?`).
+fn first_hex_arg(args: &[u8]) -> Option<u64> {
+    let a = args.strip_prefix(b"(0x")?;
+    let end = a.iter().position(|b| !b.is_ascii_hexdigit())?;
+    if !matches!(a.get(end), Some(b',' | b')')) || end == 0 || end > 16 {
+        return None;
+    }
+    let mut v = 0u64;
+    for &b in &a[..end] {
+        v = v << 4 | u64::from((b as char).to_digit(16)?);
+    }
+    (v != 0).then_some(v)
 }
 
 /// The function name of a frame line `name(args)`: everything before the `(` that opens the final

@@ -192,3 +192,32 @@ fn huge_line_is_skipped_with_bounded_memory() {
     assert_eq!(snap.goroutines.len(), 2);
     assert!(snap.sources[0].skipped[0].contains("longer than"));
 }
+
+#[test]
+fn the_object_a_goroutine_waits_on_comes_from_the_runtime_frame() {
+    let dump = "goroutine 6 [sync.Mutex.Lock]:\n\
+runtime.gopark(0x582420?, 0x7f79d1188cc0?, 0x70?, 0x0?, 0x60?)\n\
+\t/go/src/runtime/proc.go:474 +0xca\n\
+runtime.semacquire1(0x21246c9f2094, 0x0, 0x3, 0x2, 0x16)\n\
+\t/go/src/runtime/sema.go:192 +0x232\n\
+main.transfer(0x21246c9f2078, 0x21246c9f2090, 0xa)\n\
+\t/app/main.go:23 +0x9c\n\
+\n\
+goroutine 7 [chan receive]:\n\
+runtime.gopark(0x0?, 0x0?, 0x0?, 0x0?, 0x0?)\n\
+\t/go/src/runtime/proc.go:474 +0xca\n\
+runtime.chanrecv(0xc000098060?, 0x0, 0x1)\n\
+\t/go/src/runtime/chan.go:667 +0x4ae\n\
+main.main()\n\
+\t/app/main.go:44 +0x265\n";
+    let snap = parse_str(dump);
+    let by = |id: u64| {
+        snap.goroutines
+            .iter()
+            .find(|g| g.id == id)
+            .expect("goroutine")
+    };
+    assert_eq!(by(6).waiting_on, Some(0x21246c9f2094));
+    // An argument printed with `?` may be stale: not used.
+    assert_eq!(by(7).waiting_on, None);
+}
