@@ -23,7 +23,7 @@ mod stackscan;
 mod unwind;
 mod waits;
 
-pub use program::{Program, ProgramError};
+pub use program::{LayoutSource, Program, ProgramError};
 pub use signals::{PreemptSample, RuntimeSignals};
 
 use gostall_goruntime::layout::{gstatus, pstatus_name};

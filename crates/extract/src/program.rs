@@ -20,8 +20,8 @@ pub enum ProgramError {
     /// A Go version gostall does not support (the version text from the build information).
     #[error("built with Go {0}, which gostall cannot read live: it reads Go 1.21 through 1.27; rebuild with a supported Go, or diagnose a goroutine dump instead (`kill -QUIT PID` with GOTRACEBACK=all, or /debug/pprof/goroutine?debug=2), which works for any Go version")]
     Unsupported(String),
-    /// No DWARF: struct layouts unknown.
-    #[error("the binary has no DWARF debug information (built with -ldflags=-w), so gostall cannot locate the runtime's fields; rebuild without -w, or diagnose a goroutine dump instead (`kill -QUIT PID` with GOTRACEBACK=all, or /debug/pprof/goroutine?debug=2)")]
+    /// No DWARF, and no layouts recorded for the binary's Go version.
+    #[error("the binary has no DWARF debug information (built with -ldflags=-w) and gostall has no runtime layouts recorded for its Go version, so it cannot locate the runtime's fields; rebuild without -w, or diagnose a goroutine dump instead (`kill -QUIT PID` with GOTRACEBACK=all, or /debug/pprof/goroutine?debug=2)")]
     NoDwarf,
     /// Neither DWARF nor a symbol table.
     #[error("the binary is stripped (built with -ldflags='-s -w', or run through strip): without DWARF debug information and symbols gostall cannot locate the runtime's data; rebuild without -s -w, or diagnose a goroutine dump instead (`kill -QUIT PID` with GOTRACEBACK=all, or /debug/pprof/goroutine?debug=2)")]
@@ -107,6 +107,18 @@ pub struct Program<'p> {
     pub globals: Vec<(u64, u64, &'p str)>,
     /// Layouts of the library structures behind known blocking points (from DWARF).
     pub lib_layouts: Vec<crate::libstate::LibLayout>,
+    /// Where the runtime's layouts came from.
+    pub layout_source: LayoutSource,
+}
+
+/// Where a program's runtime layouts came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayoutSource {
+    /// The binary's own DWARF.
+    Dwarf,
+    /// The table recorded for its Go version (the binary has no DWARF), named by the toolchain
+    /// that built the probe it was recorded from.
+    Table(String),
 }
 
 impl<'p> Program<'p> {
@@ -126,14 +138,23 @@ impl<'p> Program<'p> {
                 .map(|s| s.addr + bias)
                 .ok_or(ProgramError::NoSymbol(name.trim_start_matches("runtime.")))
         };
-        let dwarf = bin.dwarf()?.ok_or_else(|| {
-            if bin.symbol("runtime.allgs").is_none() {
-                ProgramError::Stripped
-            } else {
-                ProgramError::NoDwarf
+        let dwarf = bin.dwarf()?;
+        if dwarf.is_none() && bin.symbol("runtime.allgs").is_none() {
+            return Err(ProgramError::Stripped);
+        }
+        // Layouts from the binary's DWARF, else from the table recorded for its Go version.
+        let (mut layout, layout_source) = match &dwarf {
+            Some(d) => (RuntimeLayout::from_dwarf(d)?, LayoutSource::Dwarf),
+            None => {
+                let minor = bin.go_version().map_or(0, |v| v.1);
+                let table =
+                    gostall_goruntime::tables::table_for(minor).ok_or(ProgramError::NoDwarf)?;
+                (
+                    RuntimeLayout::from_types(&table)?,
+                    LayoutSource::Table(table.go_version),
+                )
             }
-        })?;
-        let mut layout = RuntimeLayout::from_dwarf(&dwarf)?;
+        };
         let pcln = bin.pclntab()?;
         if let Ok(h) = &mut layout.heap {
             h.bits = h.bits.with_code(|f| pcln.func_by_name(f).is_some());
@@ -177,7 +198,11 @@ impl<'p> Program<'p> {
             go_minor: bin.go_version().map_or(0, |v| v.1),
             go_version,
             globals: bin.data_symbols(),
-            lib_layouts: crate::libstate::layouts(&dwarf),
+            lib_layouts: dwarf
+                .as_ref()
+                .map(crate::libstate::layouts)
+                .unwrap_or_default(),
+            layout_source,
         })
     }
 }

@@ -4,6 +4,7 @@
 //! numbering per Go version. The extractor reads `layout.g.goid`; it never branches on the Go
 //! version.
 
+use crate::tables::TypeInfo;
 use gostall_binfmt::{Dwarf, StructLayout};
 
 /// Why a layout could not be built.
@@ -408,7 +409,7 @@ pub struct TypeLayout {
 /// Offset and size of a member path (`idle.count`) of a named type in the binary's DWARF, and
 /// the type's size: how library structures are read (see `gostall-libs`). `None` when the
 /// binary does not describe the type or member.
-pub fn member(d: &Dwarf, ty: &str, path: &str) -> Option<(u64, u64, u64)> {
+pub fn member(d: &dyn TypeInfo, ty: &str, path: &str) -> Option<(u64, u64, u64)> {
     let mut layout = d.struct_layout(ty)?;
     let size = layout.size;
     let mut total = 0u64;
@@ -425,7 +426,7 @@ pub fn member(d: &Dwarf, ty: &str, path: &str) -> Option<(u64, u64, u64)> {
     None
 }
 
-struct Types<'a>(&'a Dwarf);
+struct Types<'a>(&'a dyn TypeInfo);
 
 impl Types<'_> {
     fn get(&self, ty: &str) -> Result<StructLayout, LayoutError> {
@@ -499,6 +500,12 @@ impl Types<'_> {
 impl RuntimeLayout {
     /// Reads every offset from the binary's DWARF.
     pub fn from_dwarf(d: &Dwarf) -> Result<Self, LayoutError> {
+        Self::from_types(d)
+    }
+
+    /// Reads every offset from a source of type information: the binary's DWARF, or a table
+    /// recorded from the DWARF of a binary built by the same Go version ([`crate::tables`]).
+    pub fn from_types(d: &dyn TypeInfo) -> Result<Self, LayoutError> {
         let t = Types(d);
         let g = GLayout {
             size: t.size("runtime.g")?,

@@ -8,6 +8,7 @@
 
 pub mod layout;
 pub mod signals;
+pub mod tables;
 
 use gostall_model::{GoState, WaitReason};
 

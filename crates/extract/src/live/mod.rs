@@ -249,6 +249,11 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
         go_version: prog.go_version.clone(),
         ..LiveMeta::default()
     };
+    if let crate::LayoutSource::Table(v) = &prog.layout_source {
+        meta.notes.push(format!(
+            "the binary has no DWARF: runtime layouts from the table recorded for {v}; library pool states are not read"
+        ));
+    }
     // 1. Memory samples (the last right before the goroutines are read).
     let memory = samples::sample_memory(pid, &prog, &proc, opts, &mut meta.notes);
     if let Some(p) = opts.progress {
