@@ -332,6 +332,15 @@ impl<'a> GoBinary<'a> {
             .map(|s| (s.2, addr - s.0))
     }
 
+    /// The machine code of the function named `name` (from the pclntab, so stripped binaries
+    /// too): its link-time entry address and bytes.
+    pub fn function_code(&self, pcln: &crate::Pclntab<'_>, name: &str) -> Option<(u64, &'a [u8])> {
+        let f = pcln.func_by_name(name)?;
+        let (entry, end) = (pcln.entry(&f), pcln.end(&f));
+        let len = usize::try_from(end.checked_sub(entry)?).ok()?;
+        Some((entry, self.read_static(entry, len)?))
+    }
+
     /// Every data symbol (global variable) with a size, as (link-time address, size, name),
     /// sorted by address: to name the global a pointer was found in.
     pub fn data_symbols(&self) -> Vec<(u64, u64, &'a str)> {

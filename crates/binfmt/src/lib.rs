@@ -25,6 +25,7 @@
 
 mod binary;
 mod buildinfo;
+pub mod code;
 mod dwarf;
 mod elfobj;
 mod pclntab;
