@@ -20,6 +20,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .unwrap_or_default()
     };
     for f in args {
+        // `?SYMBOL`: every function whose code refers to the data symbol.
+        if let Some(sym) = f.strip_prefix('?') {
+            let Some(s) = bin.symbol(sym) else {
+                println!("{sym}: no such symbol");
+                continue;
+            };
+            for func in pcln.funcs() {
+                let name = pcln.name(&func);
+                if let Some((entry, bytes)) = bin.function_code(&pcln, name) {
+                    let hits = code::rip_refs(bytes, entry)
+                        .iter()
+                        .filter(|r| r.target >= s.addr && r.target < s.addr + s.size.max(1))
+                        .count();
+                    if hits > 0 {
+                        println!("{sym} used by {name} ({hits}x)");
+                    }
+                }
+            }
+            continue;
+        }
         let Some((entry, bytes)) = bin.function_code(&pcln, &f) else {
             println!("{f}: not found");
             continue;

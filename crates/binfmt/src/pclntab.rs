@@ -266,6 +266,7 @@ pub struct Pclntab<'a> {
     gofunc: Option<u64>,
     memory: Memory<'a>,
     funcids: &'static [FuncId],
+    moduledata: Option<u64>,
 }
 
 impl<'a> Pclntab<'a> {
@@ -375,6 +376,7 @@ impl<'a> Pclntab<'a> {
             gofunc,
             memory,
             funcids: funcid_table(version),
+            moduledata: None,
         };
         if calibrate {
             if let Some(t) = tab.calibrate_funcids() {
@@ -401,6 +403,13 @@ impl<'a> Pclntab<'a> {
     /// Link-time address that function entry offsets are relative to (`runtime.text`).
     pub fn text_start(&self) -> u64 {
         self.text_start
+    }
+
+    /// Link-time address of the first module's `moduledata` (`runtime.firstmoduledata`), when
+    /// the pclntab was found through it or it could be found pointing at the pclntab — so in
+    /// binaries without a symbol table too.
+    pub fn moduledata(&self) -> Option<u64> {
+        self.moduledata
     }
 
     /// Link-time address of the function data region (`moduledata.gofunc`, symbol `go:func.*`),
@@ -771,6 +780,7 @@ fn read_varint(p: &[u8]) -> Option<(u32, usize)> {
 
 /// Where `runtime.moduledata` puts the fields this crate reads (64-bit).
 struct ModuleData {
+    addr: u64,
     text: u64,
     gofunc: u64,
     epclntab: Option<u64>,
@@ -820,6 +830,7 @@ fn read_moduledata(
         (ptr(320)?, if has_end { ptr(328) } else { None })
     };
     Some(ModuleData {
+        addr,
         text: ptr(MD_TEXT)?,
         gofunc,
         epclntab,
@@ -995,7 +1006,7 @@ pub(crate) fn locate<'a>(bin: &GoBinary<'a>) -> Result<Pclntab<'a>, BinError> {
         .symbol("go:func.*")
         .map(|s| s.addr)
         .or(md.as_ref().map(|m| m.gofunc));
-    Pclntab::parse_with(
+    let mut tab = Pclntab::parse_with(
         data,
         addr,
         Some(text_start),
@@ -1003,7 +1014,9 @@ pub(crate) fn locate<'a>(bin: &GoBinary<'a>) -> Result<Pclntab<'a>, BinError> {
         mem.clone(),
         version,
         true,
-    )
+    )?;
+    tab.moduledata = md.as_ref().map(|m| m.addr);
+    Ok(tab)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! wrong.
 #![deny(missing_docs)]
 
+mod globals;
 mod libstate;
 pub mod live;
 pub mod memory;
@@ -23,7 +24,7 @@ mod stackscan;
 mod unwind;
 mod waits;
 
-pub use program::{LayoutSource, Program, ProgramError};
+pub use program::{LayoutSource, Program, ProgramError, SymbolSource, VersionSource};
 pub use signals::{PreemptSample, RuntimeSignals};
 
 use gostall_goruntime::layout::{gstatus, pstatus_name};

@@ -23,6 +23,10 @@ pub enum ProgramError {
     /// No DWARF, and no layouts recorded for the binary's Go version.
     #[error("the binary has no DWARF debug information (built with -ldflags=-w) and gostall has no runtime layouts recorded for its Go version, so it cannot locate the runtime's fields; rebuild without -w, or diagnose a goroutine dump instead (`kill -QUIT PID` with GOTRACEBACK=all, or /debug/pprof/goroutine?debug=2)")]
     NoDwarf,
+    /// No symbol table, and a global the reader needs could not be found in the code that uses
+    /// it.
+    #[error("the binary has no symbol table (built with -ldflags=-s, or stripped) and gostall could not find {0} through the code that uses it; diagnose a goroutine dump instead (`kill -QUIT PID` with GOTRACEBACK=all, or /debug/pprof/goroutine?debug=2)")]
+    NotFound(&'static str),
     /// Neither DWARF nor a symbol table.
     #[error("the binary is stripped (built with -ldflags='-s -w', or run through strip): without DWARF debug information and symbols gostall cannot locate the runtime's data; rebuild without -s -w, or diagnose a goroutine dump instead (`kill -QUIT PID` with GOTRACEBACK=all, or /debug/pprof/goroutine?debug=2)")]
     Stripped,
@@ -109,6 +113,29 @@ pub struct Program<'p> {
     pub lib_layouts: Vec<crate::libstate::LibLayout>,
     /// Where the runtime's layouts came from.
     pub layout_source: LayoutSource,
+    /// Where the Go version came from.
+    pub version_source: VersionSource,
+    /// Where the runtime's globals were found.
+    pub symbols_found: SymbolSource,
+}
+
+/// Where a program's Go version came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionSource {
+    /// The build information (`.go.buildinfo`).
+    BuildInfo,
+    /// The runtime's own version string (`runtime.buildVersion`), found through the code of
+    /// `runtime.schedinit`: the binary has no build information.
+    RuntimeString,
+}
+
+/// Where a program's runtime globals were found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SymbolSource {
+    /// The symbol table.
+    SymbolTable,
+    /// The code of runtime functions that use them (no symbol table), each checked in memory.
+    Code,
 }
 
 /// Where a program's runtime layouts came from.
@@ -128,36 +155,77 @@ impl<'p> Program<'p> {
         bias: u64,
         mem: &M,
     ) -> Result<Self, ProgramError> {
-        let go_version = bin
-            .build_info()
-            .map(|b| b.go_version.clone())
-            .ok_or(ProgramError::NotGo)?;
-        check_go_version(bin.go_version(), &go_version)?;
+        // A Go program has a pclntab; its version comes from the build information, else from
+        // the runtime's own version string.
+        let pcln = bin.pclntab().map_err(|e| match e {
+            gostall_binfmt::BinError::NoPclntab => ProgramError::NotGo,
+            e => ProgramError::Bin(e),
+        })?;
+        let (go_version, version_source) = match bin.build_info() {
+            Some(b) => (b.go_version.clone(), VersionSource::BuildInfo),
+            None => (
+                crate::globals::build_version(bin, &pcln).ok_or(ProgramError::NotGo)?,
+                VersionSource::RuntimeString,
+            ),
+        };
+        let parsed = gostall_binfmt::parse_go_version(&go_version);
+        check_go_version(parsed, &go_version)?;
+        let go_minor = parsed.map_or(0, |v| v.1);
         let sym = |name: &'static str| {
             bin.symbol(name)
                 .map(|s| s.addr + bias)
                 .ok_or(ProgramError::NoSymbol(name.trim_start_matches("runtime.")))
         };
-        let dwarf = bin.dwarf()?;
-        if dwarf.is_none() && bin.symbol("runtime.allgs").is_none() {
-            return Err(ProgramError::Stripped);
-        }
+        // DWARF that describes the Go runtime (an external linker may keep only the C objects'
+        // DWARF when Go's is dropped with -w).
+        let dwarf = bin
+            .dwarf()?
+            .filter(|d| d.struct_layout("runtime.g").is_some());
         // Layouts from the binary's DWARF, else from the table recorded for its Go version.
-        let (mut layout, layout_source) = match &dwarf {
-            Some(d) => (RuntimeLayout::from_dwarf(d)?, LayoutSource::Dwarf),
+        let table = match &dwarf {
+            Some(_) => None,
             None => {
-                let minor = bin.go_version().map_or(0, |v| v.1);
-                let table =
-                    gostall_goruntime::tables::table_for(minor).ok_or(ProgramError::NoDwarf)?;
-                (
-                    RuntimeLayout::from_types(&table)?,
-                    LayoutSource::Table(table.go_version),
-                )
+                Some(gostall_goruntime::tables::table_for(go_minor).ok_or(ProgramError::NoDwarf)?)
             }
         };
-        let pcln = bin.pclntab()?;
+        let types: &dyn gostall_goruntime::tables::TypeInfo = match (&dwarf, &table) {
+            (Some(d), _) => d,
+            (None, Some(t)) => t,
+            (None, None) => return Err(ProgramError::NoDwarf),
+        };
+        let mut layout = RuntimeLayout::from_types(types)?;
+        let layout_source = match &table {
+            Some(t) => LayoutSource::Table(t.go_version.clone()),
+            None => LayoutSource::Dwarf,
+        };
         if let Ok(h) = &mut layout.heap {
             h.bits = h.bits.with_code(|f| pcln.func_by_name(f).is_some());
+        }
+        if bin.symbol("runtime.allgs").is_none() {
+            // No symbol table: the runtime's globals from the code that uses them.
+            let symbols = crate::globals::from_code(bin, &pcln, &layout, types, mem, bias)
+                .map_err(ProgramError::NotFound)?;
+            let wait_reasons = symbols
+                .wait_reason_strings
+                .map(|(addr, size)| read_strings(mem, addr, size))
+                .unwrap_or_default();
+            return Ok(Program {
+                pcln,
+                layout,
+                sym: symbols,
+                bias,
+                wait_reasons,
+                go_minor,
+                go_version,
+                globals: Vec::new(),
+                lib_layouts: dwarf
+                    .as_ref()
+                    .map(crate::libstate::layouts)
+                    .unwrap_or_default(),
+                layout_source,
+                version_source,
+                symbols_found: SymbolSource::Code,
+            });
         }
         let symbols = Symbols {
             allgs: sym("runtime.allgs")?,
@@ -195,7 +263,7 @@ impl<'p> Program<'p> {
             sym: symbols,
             bias,
             wait_reasons,
-            go_minor: bin.go_version().map_or(0, |v| v.1),
+            go_minor,
             go_version,
             globals: bin.data_symbols(),
             lib_layouts: dwarf
@@ -203,6 +271,8 @@ impl<'p> Program<'p> {
                 .map(crate::libstate::layouts)
                 .unwrap_or_default(),
             layout_source,
+            version_source,
+            symbols_found: SymbolSource::SymbolTable,
         })
     }
 }

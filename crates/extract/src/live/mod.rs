@@ -249,6 +249,17 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
         go_version: prog.go_version.clone(),
         ..LiveMeta::default()
     };
+    if prog.symbols_found == crate::SymbolSource::Code {
+        meta.notes.push(
+            "the binary has no symbol table: the runtime's globals were found through the code that uses them and checked in memory; C functions of the executable are unnamed, global variables are not named in evidence, and the runtime's memory statistics (mstats) are not read".to_string(),
+        );
+    }
+    if prog.version_source == crate::VersionSource::RuntimeString {
+        meta.notes.push(format!(
+            "the binary has no build information: Go version {} from the runtime's own version string",
+            prog.go_version
+        ));
+    }
     if let crate::LayoutSource::Table(v) = &prog.layout_source {
         meta.notes.push(format!(
             "the binary has no DWARF: runtime layouts from the table recorded for {v}; library pool states are not read"
