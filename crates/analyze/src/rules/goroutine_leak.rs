@@ -169,10 +169,28 @@ fn proven(cx: &Context<'_>, proof: &ProofFacts, out: &mut Vec<Finding>) {
             }
         }
         evidence.push(how.clone());
+        // The main goroutine parked for good on a channel receive once its work is handed to
+        // other goroutines (`<-make(chan struct{})`, like `select {}`) is how servers keep
+        // running: said, but not as a problem. Main blocked on anything else stops the program.
+        let parked_main =
+            main && n == 1 && matches!(reason, WaitReason::ChanReceive | WaitReason::Select);
+        let (title, explanation) = if parked_main {
+            (
+                format!(
+                    "The main goroutine is parked for good{at} ({} nothing can complete)",
+                    reason.as_str()
+                ),
+                "The main goroutine waits on a channel nothing that can still run refers to, so it never returns; the program runs on in its other goroutines. That is a common way to keep a server alive (like `select {}`); it is a problem only if main was meant to finish.".to_string(),
+            )
+        } else {
+            (title, explanation)
+        };
         out.push(
             cx.finding(
                 FindingKind::GoroutineLeak,
-                if main || n >= PILEUP {
+                if parked_main {
+                    Severity::Info
+                } else if main || n >= PILEUP {
                     Severity::Critical
                 } else {
                     Severity::Warning
