@@ -198,6 +198,9 @@ pub enum Variant {
     NoDwarf,
     /// `-ldflags=-s -w`: no DWARF and no symbol table.
     Stripped,
+    /// A release build: `-trimpath -buildvcs=false -ldflags=-s -w` (module-relative file
+    /// names, no version-control stamp, no DWARF, no symbol table).
+    Release,
 }
 
 impl Variant {
@@ -209,6 +212,7 @@ impl Variant {
             Variant::NoCgo => "bin-nocgo",
             Variant::NoDwarf => "bin-nodwarf",
             Variant::Stripped => "bin-stripped",
+            Variant::Release => "bin-release",
         }
     }
 }
@@ -236,6 +240,9 @@ pub fn build_variant(version: &str, variant: Variant) -> Result<PathBuf> {
         }
         Variant::Stripped => {
             cmd.arg("-ldflags=-s -w");
+        }
+        Variant::Release => {
+            cmd.args(["-trimpath", "-buildvcs=false", "-ldflags=-s -w"]);
         }
         Variant::Default | Variant::NoCgo => {}
     }

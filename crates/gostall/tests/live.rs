@@ -1,5 +1,6 @@
-//! Live attach end to end: every corpus scenario is started and diagnosed with `--pid`, in three
-//! builds (default, `-buildmode=pie`, `CGO_ENABLED=0`), on Go 1.21.13 and 1.27.3 by default
+//! Live attach end to end: every corpus scenario is started and diagnosed with `--pid`, in six
+//! builds (default, `-buildmode=pie`, `CGO_ENABLED=0`, `-ldflags=-w`, `-ldflags=-s -w`, and a release
+//! build with `-trimpath -buildvcs=false -ldflags=-s -w`), on Go 1.21.13 and 1.27.3 by default
 //! (`GOSTALL_GO_VERSIONS=all` for the seven). Plus the signal facts of a healthy program and of
 //! the two whose C libraries take SIGURG away, and the safety tests: repeated pause/resume under
 //! request load fails no request, and a gostall killed while holding the target paused leaves it
@@ -46,6 +47,7 @@ fn variants() -> Vec<Variant> {
         Variant::NoCgo,
         Variant::NoDwarf,
         Variant::Stripped,
+        Variant::Release,
     ];
     match std::env::var("GOSTALL_LIVE_VARIANTS") {
         Ok(v) if !v.trim().is_empty() => all
@@ -60,8 +62,11 @@ fn variants() -> Vec<Variant> {
 /// functions have no file:line, without a symbol table the executable's own C functions and
 /// data (`C name`, `<symbol>` in the manifest's evidence) have no name.
 fn check_live(sc: &Scenario, pid: i32, pause: bool, variant: Variant) -> Vec<String> {
-    let c_lines = !matches!(variant, Variant::NoDwarf | Variant::Stripped);
-    let c_names = variant != Variant::Stripped;
+    let c_lines = !matches!(
+        variant,
+        Variant::NoDwarf | Variant::Stripped | Variant::Release
+    );
+    let c_names = !matches!(variant, Variant::Stripped | Variant::Release);
     let pid_s = pid.to_string();
     let mut args = vec!["diagnose", "--pid", &pid_s, "--format", "json"];
     if pause {
