@@ -10,6 +10,7 @@
 //! wrong.
 #![deny(missing_docs)]
 
+pub mod core;
 mod globals;
 mod libstate;
 pub mod live;
@@ -54,6 +55,26 @@ pub enum ExtractError {
     #[error("runtime data looks inconsistent: {0}")]
     Inconsistent(String),
 }
+
+/// A target the readers take: a live process or a core file — memory, threads with their
+/// registers, and the mapped objects.
+pub trait Target:
+    gostall_target::Memory + gostall_target::Threads + gostall_target::Objects + Sync
+{
+    /// Whether the target went away while being read (a live process that exited); a core
+    /// never does.
+    fn gone(&self) -> bool {
+        false
+    }
+}
+
+impl Target for gostall_target::LiveProcess {
+    fn gone(&self) -> bool {
+        !gostall_target::procfs::is_alive(self.pid())
+    }
+}
+
+impl Target for gostall_target::CoreFile {}
 
 /// Options of one extraction.
 #[derive(Debug, Clone, Copy)]

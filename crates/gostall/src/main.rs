@@ -30,12 +30,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Diagnose a Go program from its goroutine dumps and pprof profiles.
+    /// Diagnose a Go program: a live process (--pid), a core file, or its goroutine dumps and
+    /// pprof profiles.
     ///
     /// Several inputs from the same process (a dump plus its mutex and threadcreate profiles)
-    /// combine into one diagnosis. Inputs are recognised by content; `-` reads standard input.
+    /// combine into one diagnosis; a core file is diagnosed alone. Inputs are recognised by
+    /// content; `-` reads standard input.
     Diagnose {
-        /// Goroutine dumps and pprof profiles (gzipped or not); `-` for standard input.
+        /// A core file (a crash, gcore, gostall capture), or goroutine dumps and pprof profiles
+        /// (gzipped or not); `-` for standard input.
         #[arg(
             value_name = "INPUT",
             required_unless_present = "pid",
@@ -45,13 +48,25 @@ enum Command {
         #[command(flatten)]
         live: LiveArgs,
         #[command(flatten)]
+        core: CoreArgs,
+        #[command(flatten)]
         out: OutputArgs,
     },
-    /// List every goroutine of a live Go process with its full stack, grouped by identical stacks —
-    /// like a debug=2 dump, but complete, and without running anything in the target.
+    /// List every goroutine of a live Go process (--pid) or a core file with its full stack,
+    /// grouped by identical stacks — like a debug=2 dump, but complete, and without running
+    /// anything in the target.
     Dump {
+        /// A core file to list instead of a live process.
+        #[arg(
+            value_name = "CORE",
+            required_unless_present = "pid",
+            conflicts_with = "pid"
+        )]
+        core_file: Option<PathBuf>,
         #[command(flatten)]
         live: LiveArgs,
+        #[command(flatten)]
+        core: CoreArgs,
         #[command(flatten)]
         out: OutputArgs,
     },
@@ -92,9 +107,54 @@ struct LiveArgs {
     #[arg(long, default_value = "1s", value_name = "D", requires = "pid", value_parser = parse_interval)]
     interval: std::time::Duration,
     /// Skip the reachability proof (reading and marking the heap to tell leaked goroutines from
-    /// ones that may still be woken).
-    #[arg(long, requires = "pid")]
+    /// ones that may still be woken), of a live process or a core.
+    #[arg(long)]
     no_proof: bool,
+}
+
+#[derive(clap::Args, Clone)]
+struct CoreArgs {
+    /// The executable that ran, for a core whose recorded path does not hold it (another machine,
+    /// a rebuilt or moved binary). It is checked against the copy of its first page in the core.
+    #[arg(long, value_name = "EXE", conflicts_with = "pid")]
+    binary: Option<PathBuf>,
+    /// A directory to look for the core's mapped files in (shared libraries, the executable):
+    /// as a system root (DIR/usr/lib/...) and as a flat directory. Repeatable.
+    #[arg(long, value_name = "DIR", conflicts_with = "pid")]
+    search_path: Vec<PathBuf>,
+}
+
+impl CoreArgs {
+    fn read(&self, core: &std::path::Path, no_proof: bool) -> Result<Snapshot> {
+        let opts = gostall_extract::core::CoreReadOptions {
+            binary: self.binary.clone(),
+            search: self.search_path.clone(),
+            no_proof,
+        };
+        Ok(gostall_extract::core::snapshot_core(core, &opts)?)
+    }
+}
+
+/// Whether `path` is an ELF core file (by its first bytes; standard input never is).
+fn is_core_file(path: &std::path::Path) -> Result<bool> {
+    use std::io::Read;
+    if path.as_os_str() == "-" {
+        return Ok(false);
+    }
+    let mut head = [0u8; 64];
+    let mut f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let n = f
+        .read(&mut head)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let head = &head[..n];
+    if head.starts_with(b"\x7fELF") && !gostall_extract::core::is_core(head) {
+        anyhow::bail!(
+            "{} is an executable or library, not a core or a dump: to read a running program use --pid PID; to read a core taken from it, pass the core and --binary {}",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(gostall_extract::core::is_core(head))
 }
 
 /// `500ms`, `2s`, `1.5s`, `1m` → a duration between 100 ms and 10 min.
@@ -323,10 +383,36 @@ fn explain_live(e: &LiveError) -> Option<String> {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Diagnose { inputs, live, out } => {
+        Command::Diagnose {
+            inputs,
+            live,
+            core,
+            out,
+        } => {
             if let Some(pid) = live.pid {
                 let snap = live.read(pid)?;
                 return emit(&snap, &out);
+            }
+            let mut cores = Vec::new();
+            for input in &inputs {
+                if is_core_file(input)? {
+                    cores.push(input);
+                }
+            }
+            if let Some(c) = cores.first() {
+                if inputs.len() > 1 {
+                    anyhow::bail!(
+                        "{} is a core file: a core is diagnosed alone (it holds every goroutine already)",
+                        c.display()
+                    );
+                }
+                let snap = core.read(c, live.no_proof)?;
+                return emit(&snap, &out);
+            }
+            if core.binary.is_some() || !core.search_path.is_empty() {
+                anyhow::bail!(
+                    "--binary and --search-path go with a core file, and no input is one"
+                );
             }
             let mut snap = gostall_ingest::new_snapshot();
             for input in &inputs {
@@ -335,9 +421,29 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             emit(&snap, &out)
         }
-        Command::Dump { live, out } => {
+        Command::Dump {
+            core_file,
+            live,
+            core,
+            out,
+        } => {
+            let out = OutputArgs {
+                dump_only: true,
+                ..out
+            };
+            if let Some(c) = core_file {
+                if !is_core_file(&c)? {
+                    anyhow::bail!(
+                        "{} is not a core file (to read a goroutine dump, use gostall diagnose FILE)",
+                        c.display()
+                    );
+                }
+                // A listing needs no proof.
+                let snap = core.read(&c, true)?;
+                return emit(&snap, &out);
+            }
             let pid = live.pid.context(
-                "gostall dump needs --pid PID (to read a dump file, use gostall diagnose FILE)",
+                "gostall dump needs --pid PID or a core file (to read a dump file, use gostall diagnose FILE)",
             )?;
             // A listing needs no second scheduler sample.
             let live = LiveArgs {
@@ -345,10 +451,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ..live
             };
             let snap = live.read(pid)?;
-            let out = OutputArgs {
-                dump_only: true,
-                ..out
-            };
             emit(&snap, &out)
         }
         Command::Demo { out } => demo::run(&out),

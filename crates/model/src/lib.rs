@@ -39,6 +39,8 @@ pub struct Snapshot {
     pub scheduler: Option<SchedFacts>,
     /// How the snapshot was taken from a live process.
     pub live: Option<LiveMeta>,
+    /// How the snapshot was read from a core file.
+    pub core: Option<CoreMeta>,
     /// Process-wide signal dispositions and the Go runtime's own signal records (live only).
     pub signals: Option<SignalFacts>,
     /// Resident memory against what the Go runtime manages (live only).
@@ -202,7 +204,7 @@ fn ser_forwarded<S: serde::Serializer>(
 }
 
 /// Resident memory of a live process split into what the Go runtime manages and the rest.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct MemoryFacts {
     /// Resident set size (`smaps_rollup` Rss), bytes.
     pub rss: u64,
@@ -282,6 +284,31 @@ pub struct SchedFacts {
     pub gc_waiting: bool,
 }
 
+/// How a snapshot was read from a core file.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CoreMeta {
+    /// The core file.
+    pub path: String,
+    /// Who wrote it: `kernel` (a crash), `gdb` (`gcore`) or `gostall` (`gostall capture`).
+    pub writer: String,
+    /// The process it was taken from.
+    pub pid: i32,
+    /// The executable read with it (`--binary`, or where the core says it was).
+    pub exe: String,
+    /// Go version of the binary.
+    pub go_version: String,
+    /// The signal the process died on (crash cores), e.g. `SIGABRT (sent by the process itself)`.
+    pub signal: Option<String>,
+    /// When the core was taken (Unix seconds), when the core says (cores gostall writes).
+    pub taken_unix: Option<u64>,
+    /// How long the process was stopped to write it, microseconds (cores gostall writes).
+    pub paused_us: Option<u64>,
+    /// Wall time to read it, in microseconds.
+    pub read_us: u64,
+    /// What could not be read, and why.
+    pub notes: Vec<String>,
+}
+
 /// How a live snapshot was taken.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LiveMeta {
@@ -325,6 +352,8 @@ pub enum SourceKind {
     PprofOther,
     /// A live process, read from its memory.
     LiveProcess,
+    /// An ELF core file (a crash, `gcore`, `gostall capture`), read like a live process.
+    CoreFile,
 }
 
 /// One input and what was (and was not) understood of it.
@@ -605,7 +634,7 @@ pub struct CreatedBy {
 }
 
 /// A goroutine parked in the netpoller, and the descriptor it waits for.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct NetWait {
     /// File descriptor.
     pub fd: i32,

@@ -138,6 +138,33 @@ pub fn write(r: &Report<'_>, opts: &Options, out: &mut dyn Write) -> io::Result<
 
 fn write_process(w: &mut dyn Write, snap: &Snapshot, st: &Styles) -> io::Result<()> {
     let p = &snap.process;
+    if let Some(c) = &snap.core {
+        let writer = match c.writer.as_str() {
+            "kernel" => "the kernel",
+            "gdb" => "gdb (gcore)",
+            "gostall" => "gostall capture",
+            w => w,
+        };
+        let mut line = format!(
+            "core {} · pid {} · {} · written by {writer}",
+            c.path, c.pid, c.exe
+        );
+        if let Some(sig) = &c.signal {
+            line.push_str(&format!(" · died on {sig}"));
+        }
+        if let Some(us) = c.paused_us {
+            line.push_str(&format!(
+                " · the process was stopped {:.1} ms to write it",
+                us as f64 / 1000.0
+            ));
+        }
+        line.push_str(&format!(" · read in {} ms", c.read_us / 1000));
+        writeln!(w, "  {}", line.style(st.dim))?;
+        for n in &c.notes {
+            writeln!(w, "  {}", n.style(st.dim))?;
+        }
+        write_scheduler(w, snap, st)?;
+    }
     if let Some(l) = &snap.live {
         let mut line = format!("pid {}", l.pid);
         if let Some(ns) = l.ns_pid {
@@ -158,28 +185,7 @@ fn write_process(w: &mut dyn Write, snap: &Snapshot, st: &Styles) -> io::Result<
         for n in &l.notes {
             writeln!(w, "  {}", n.style(st.dim))?;
         }
-        if let Some(sc) = &snap.scheduler {
-            writeln!(
-                w,
-                "  {}",
-                format!(
-                    "{} threads · GOMAXPROCS {} · {} idle P · global run queue {}{}",
-                    snap.threads.len(),
-                    sc.gomaxprocs,
-                    sc.idle_ps,
-                    sc.global_runq,
-                    if sc.gc_waiting {
-                        " · GC waiting to stop the world"
-                    } else {
-                        ""
-                    }
-                )
-                .style(st.dim)
-            )?;
-        }
-        if let Some(line) = signal_summary(snap) {
-            writeln!(w, "  {}", line.style(st.dim))?;
-        }
+        write_scheduler(w, snap, st)?;
     }
     if let Some(m) = &snap.memory {
         writeln!(w, "  {}", memory_line(m).style(st.dim))?;
@@ -191,7 +197,10 @@ fn write_process(w: &mut dyn Write, snap: &Snapshot, st: &Styles) -> io::Result<
     if let Some(n) = p.gomaxprocs.filter(|_| snap.scheduler.is_none()) {
         facts.push(format!("GOMAXPROCS {n}"));
     }
-    if let Some(n) = p.threads_created.filter(|_| snap.live.is_none()) {
+    if let Some(n) = p
+        .threads_created
+        .filter(|_| snap.live.is_none() && snap.core.is_none())
+    {
         facts.push(format!("{n} threads created"));
     }
     if let Some(s) = &p.signal {
@@ -676,6 +685,33 @@ fn serde_state(s: GoState) -> String {
     format!("{s:?}").to_lowercase()
 }
 
+/// The scheduler's and the signals' one-line summaries (live processes and cores).
+fn write_scheduler(w: &mut dyn Write, snap: &Snapshot, st: &Styles) -> io::Result<()> {
+    if let Some(sc) = &snap.scheduler {
+        writeln!(
+            w,
+            "  {}",
+            format!(
+                "{} threads · GOMAXPROCS {} · {} idle P · global run queue {}{}",
+                snap.threads.len(),
+                sc.gomaxprocs,
+                sc.idle_ps,
+                sc.global_runq,
+                if sc.gc_waiting {
+                    " · GC waiting to stop the world"
+                } else {
+                    ""
+                }
+            )
+            .style(st.dim)
+        )?;
+    }
+    if let Some(line) = signal_summary(snap) {
+        writeln!(w, "  {}", line.style(st.dim))?;
+    }
+    Ok(())
+}
+
 fn kind_name(k: gostall_model::SourceKind) -> &'static str {
     use gostall_model::SourceKind::*;
     match k {
@@ -687,6 +723,7 @@ fn kind_name(k: gostall_model::SourceKind) -> &'static str {
         PprofThreadcreate => "pprof threadcreate profile",
         PprofOther => "pprof profile (not used)",
         LiveProcess => "live process",
+        CoreFile => "core file",
     }
 }
 

@@ -24,6 +24,18 @@ pub enum MemError {
         /// Length of the requested range.
         len: usize,
     },
+    /// The address lies in a mapping of the process, but the core file did not keep its bytes
+    /// (the dump's filter left that kind of memory out, or the core is truncated) and no mapped
+    /// file supplies them.
+    #[error("address {addr:#x} is not in the core (reading {len} bytes at {start:#x}): the dump left that memory out")]
+    NotInCore {
+        /// The first address that could not be read.
+        addr: u64,
+        /// Start of the requested range.
+        start: u64,
+        /// Length of the requested range.
+        len: usize,
+    },
     /// The target process no longer exists (or is a zombie, which has no memory).
     #[error("process {pid} exited (reading {len} bytes at {addr:#x})")]
     ProcessExited {

@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 mod access;
+pub mod corefile;
 mod error;
 pub mod fds;
 mod live;
@@ -30,6 +31,7 @@ pub mod smaps;
 pub mod syscalls;
 
 pub use access::{AccessContext, AccessError, DenyReason, CAP_SYS_PTRACE_BIT};
+pub use corefile::{CoreError, CoreFile, CoreOptions, CoreSignal, CoreWriter};
 pub use error::{MemError, PauseEnd, TargetError};
 pub use fds::{describe_fds, FdDesc, FdKind, FdTable};
 pub use live::{LiveProcess, ReadMethod};

@@ -8,9 +8,9 @@
 //! `read` (goroutines, Ms and Ps, with or without the target stopped), `threads` (native stacks,
 //! system calls, descriptors), `samples` (memory samples before, the second look after).
 
-mod read;
+pub(crate) mod read;
 mod samples;
-mod threads;
+pub(crate) mod threads;
 
 use crate::native::{NativeUnwinder, StackCopy, StartRegs};
 use crate::{Extra, ExtractError, Options, Program, ProgramError};
@@ -142,13 +142,28 @@ pub(crate) fn symbol_plus(name: &str, off: u64) -> String {
     }
 }
 
-/// What every phase of one live read shares.
-pub(crate) struct Read<'r, 'p> {
-    pid: i32,
-    opts: &'r LiveOptions,
-    prog: &'r Program<'p>,
-    proc: &'r LiveProcess,
-    xopts: Options,
+/// What every phase of one read shares: of a live process, or (`P` = `CoreFile`) of a core.
+pub(crate) struct Read<'r, 'p, P: ?Sized = LiveProcess> {
+    pub(crate) pid: i32,
+    pub(crate) opts: &'r LiveOptions,
+    pub(crate) prog: &'r Program<'p>,
+    pub(crate) proc: &'r P,
+    pub(crate) xopts: Options,
+}
+
+impl<P: crate::Target + ?Sized> Read<'_, '_, P> {
+    /// The native unwinder over the objects mapped now (loaded when unwinding touches them).
+    pub(crate) fn native_unwinder(&self, notes: &mut Vec<String>) -> Option<NativeUnwinder<'_, P>> {
+        let prog = self.prog;
+        let is_go = move |pc: u64| prog.pcln.find_func(pc.wrapping_sub(prog.bias)).is_some();
+        match NativeUnwinder::new(self.proc, is_go) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                notes.push(format!("native stacks not read: {e}"));
+                None
+            }
+        }
+    }
 }
 
 impl Read<'_, '_> {
@@ -163,24 +178,11 @@ impl Read<'_, '_> {
             }
         }
     }
-
-    /// The native unwinder over the objects mapped now (loaded when unwinding touches them).
-    fn native_unwinder(&self, notes: &mut Vec<String>) -> Option<NativeUnwinder<'_, LiveProcess>> {
-        let prog = self.prog;
-        let is_go = move |pc: u64| prog.pcln.find_func(pc.wrapping_sub(prog.bias)).is_some();
-        match NativeUnwinder::new(self.proc, is_go) {
-            Ok(n) => Some(n),
-            Err(e) => {
-                notes.push(format!("native stacks not read: {e}"));
-                None
-            }
-        }
-    }
 }
 
 /// Where native unwinding of each thread starts, with a copy of its stack when one was taken
 /// while the target was stopped.
-type Starts = FxHashMap<i32, (StartRegs, Option<StackCopy>)>;
+pub(crate) type Starts = FxHashMap<i32, (StartRegs, Option<StackCopy>)>;
 
 /// Reads a live Go process into a snapshot.
 pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError> {
@@ -213,22 +215,7 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
             started.elapsed()
         );
     }
-    let mut snap = Snapshot {
-        tables: gostall_model::Tables::new(),
-        ..Default::default()
-    };
-    snap.sources.push(SourceInfo {
-        name: format!("pid {pid}"),
-        kind: SourceKind::LiveProcess,
-        goroutines: 0,
-        skipped: Vec::new(),
-        skipped_more: 0,
-    });
-    snap.process.go_version = Some(prog.go_version.trim_start_matches("go").to_string());
-    snap.process.main_module = bin
-        .build_info()
-        .and_then(|b| b.main.map(|m| m.path))
-        .filter(|p| !p.is_empty());
+    let mut snap = new_snapshot(format!("pid {pid}"), SourceKind::LiveProcess, &bin, &prog);
     let r = Read {
         pid,
         opts,
@@ -249,22 +236,7 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
         go_version: prog.go_version.clone(),
         ..LiveMeta::default()
     };
-    if prog.symbols_found == crate::SymbolSource::Code {
-        meta.notes.push(
-            "the binary has no symbol table: the runtime's globals were found through the code that uses them and checked in memory; C functions of the executable are unnamed, global variables are not named in evidence, and the runtime's memory statistics (mstats) are not read".to_string(),
-        );
-    }
-    if prog.version_source == crate::VersionSource::RuntimeString {
-        meta.notes.push(format!(
-            "the binary has no build information: Go version {} from the runtime's own version string",
-            prog.go_version
-        ));
-    }
-    if let crate::LayoutSource::Table(v) = &prog.layout_source {
-        meta.notes.push(format!(
-            "the binary has no DWARF: runtime layouts from the table recorded for {v}; library pool states are not read"
-        ));
-    }
+    program_notes(&prog, &mut meta.notes);
     // 1. Memory samples (the last right before the goroutines are read).
     let memory = samples::sample_memory(pid, &prog, &proc, opts, &mut meta.notes);
     if let Some(p) = opts.progress {
@@ -280,7 +252,14 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
     };
     // 3. Native stacks, system calls, descriptors and what goroutines wait on outside Go.
     let mut nu = read.nu;
-    threads::native_stacks(&r, nu.as_mut(), &mut snap, &extra, &read.starts, &mut meta);
+    threads::native_stacks(
+        &r,
+        nu.as_mut(),
+        &mut snap,
+        &extra,
+        &read.starts,
+        &mut meta.notes,
+    );
     threads::describe_waits(&r, nu.as_mut(), &mut snap, &extra);
     meta.reread = extra.reread;
     meta.inconsistent = extra.inconsistent;
@@ -310,6 +289,52 @@ pub fn snapshot_pid(pid: i32, opts: &LiveOptions) -> Result<Snapshot, LiveError>
     snap.signals = signals;
     snap.live = Some(meta);
     Ok(snap)
+}
+
+/// An empty snapshot of a program read from memory: its source, Go version and main module.
+pub(crate) fn new_snapshot(
+    name: String,
+    kind: SourceKind,
+    bin: &GoBinary<'_>,
+    prog: &Program<'_>,
+) -> Snapshot {
+    let mut snap = Snapshot {
+        tables: gostall_model::Tables::new(),
+        ..Default::default()
+    };
+    snap.sources.push(SourceInfo {
+        name,
+        kind,
+        goroutines: 0,
+        skipped: Vec::new(),
+        skipped_more: 0,
+    });
+    snap.process.go_version = Some(prog.go_version.trim_start_matches("go").to_string());
+    snap.process.main_module = bin
+        .build_info()
+        .and_then(|b| b.main.map(|m| m.path))
+        .filter(|p| !p.is_empty());
+    snap
+}
+
+/// What the program's binary lacks and what follows from it, for the report's notes.
+pub(crate) fn program_notes(prog: &Program<'_>, notes: &mut Vec<String>) {
+    if prog.symbols_found == crate::SymbolSource::Code {
+        notes.push(
+            "the binary has no symbol table: the runtime's globals were found through the code that uses them and checked in memory; C functions of the executable are unnamed, global variables are not named in evidence, and the runtime's memory statistics (mstats) are not read".to_string(),
+        );
+    }
+    if prog.version_source == crate::VersionSource::RuntimeString {
+        notes.push(format!(
+            "the binary has no build information: Go version {} from the runtime's own version string",
+            prog.go_version
+        ));
+    }
+    if let crate::LayoutSource::Table(v) = &prog.layout_source {
+        notes.push(format!(
+            "the binary has no DWARF: runtime layouts from the table recorded for {v}; library pool states are not read"
+        ));
+    }
 }
 
 /// The reachability proof: the one taken while the target was stopped when there is one,

@@ -5,74 +5,83 @@
 
 use super::{LiveError, Read, Starts, PAUSED_PROOF_MAX_HEAP};
 use crate::native::{self, NativeUnwinder, StartRegs};
-use crate::{Extra, Program};
+use crate::{Extra, ExtractError, Program, Target};
 use gostall_model::{LiveMeta, MemoryFacts, Snapshot, SyscallFacts, ThreadFacts, ThreadOrigin};
-use gostall_target::{LiveProcess, Memory, Pause, ReadReq, Threads};
+use gostall_target::{LiveProcess, Memory, Pause, ReadReq, Regs, TargetError, ThreadInfo, Threads};
 use rustc_hash::FxHashMap;
 use std::time::{Duration, Instant};
 
 /// What the read hands to the later phases.
-pub(super) struct ReadOut<'r> {
+pub(crate) struct ReadOut<'r, P: gostall_target::Objects + ?Sized> {
     /// The native unwinder, over the mappings seen at the read.
-    pub nu: Option<NativeUnwinder<'r, LiveProcess>>,
+    pub nu: Option<NativeUnwinder<'r, P>>,
     /// Where each thread's native unwinding starts.
     pub starts: Starts,
     /// The proof taken while the target was stopped, or why it could not be.
     pub proof: Option<Result<crate::proof::Proof, String>>,
 }
 
-/// Stopped: the scheduler-state snapshot (goroutine headers, Ms, Ps, registers, the stacks of
-/// threads in native code) inside the pause; goroutine stacks after resuming, validated against
-/// the headers — unless the proof is wanted and the heap is small, when stacks and the mark are
-/// read inside the pause too.
-pub(super) fn stopped<'r>(
-    r: &'r Read<'_, '_>,
+/// What is read while every thread stands still: the goroutine headers, the scheduler, the
+/// threads with their registers, copies of the stacks of threads in native code (taken only
+/// when the target will run again) and, when asked, the proof with stacks and mark.
+pub(crate) struct Frozen {
+    headers: Option<Result<crate::Headers, ExtractError>>,
+    sched: Result<(), ExtractError>,
+    threads: Result<Vec<ThreadInfo>, TargetError>,
+    all_regs: Vec<(i32, Regs)>,
+    running: Vec<(i32, Regs)>,
+    native: Vec<(i32, StartRegs, ReadReq)>,
+    copies: Vec<u8>,
+    copied: Vec<bool>,
+    /// The proof taken (or why not), when one was asked for.
+    pub proof: Option<Result<crate::proof::Proof, String>>,
+}
+
+/// How a target stands still.
+pub(crate) struct Still<'a> {
+    /// Copy the stacks of threads in native code (the target will run again).
+    pub copy_native: bool,
+    /// Take the proof while still.
+    pub prove: bool,
+    /// After the mark: whether the stop ended before it finished (a live pause's cap), which
+    /// voids the proof, and why.
+    pub cut_short: &'a dyn Fn() -> Option<String>,
+}
+
+/// Reads everything that needs the target still (see [`Frozen`]). Shared by the paused live
+/// read and the core reader.
+pub(crate) fn frozen<P: Target + ?Sized>(
+    r: &Read<'_, '_, P>,
+    nu: Option<&NativeUnwinder<'_, P>>,
+    plan: crate::HeaderPlan,
     snap: &mut Snapshot,
     extra: &mut Extra,
-    meta: &mut LiveMeta,
-    memory: Option<&MemoryFacts>,
-) -> Result<ReadOut<'r>, LiveError> {
-    let (prog, proc, opts, xopts) = (r.prog, r.proc, r.opts, &r.xopts);
+    still: &Still<'_>,
+) -> Frozen {
+    let (copy_native, prove, cut_short) = (still.copy_native, still.prove, still.cut_short);
+    let (prog, proc, xopts) = (r.prog, r.proc, &r.xopts);
     let is_go = |pc: u64| prog.pcln.find_func(pc.wrapping_sub(prog.bias)).is_some();
-    let plan = prog.plan_headers(proc, xopts).map_err(|e| r.gone(e))?;
-    // The mappings, to bound the stack copies taken while paused.
-    let nu = r.native_unwinder(&mut meta.notes);
-    let mut starts = Starts::default();
-    let mut paused_proof = None;
-    let t0 = Instant::now();
-    let pause = Pause::freeze(r.pid, opts.pause_cap)?;
-    let t_frozen = t0.elapsed();
-    // Test hook: hold the target paused so a test can kill gostall mid-pause.
-    if let Some(ms) = std::env::var("GOSTALL_TEST_HOLD_PAUSE_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        std::thread::sleep(Duration::from_millis(ms).min(opts.pause_cap));
-    }
     let headers = prog.read_planned(proc, xopts, plan);
-    let t_headers = t0.elapsed();
     let sched = match &headers {
         Ok(h) => prog.read_sched(proc, snap, extra, h),
         Err(_) => Ok(()),
     };
     let threads = proc.threads();
-    let t_threads = t0.elapsed();
     let ms: FxHashMap<u64, &crate::MRecord> = extra.ms.iter().map(|m| (m.procid, m)).collect();
-    let all_regs: Vec<(i32, gostall_target::Regs)> = threads
+    let all_regs: Vec<(i32, Regs)> = threads
         .iter()
         .flatten()
-        .filter_map(|t| pause.regs(t.tid).ok().map(|r| (t.tid, r)))
+        .filter_map(|t| proc.regs(t.tid).ok().map(|r| (t.tid, r)))
         .collect();
-    let regs: Vec<(i32, gostall_target::Regs)> = all_regs
+    let running: Vec<(i32, Regs)> = all_regs
         .iter()
         .filter(|(tid, _)| ms.get(&(*tid as u64)).is_some_and(|m| m.curg != 0))
         .copied()
         .collect();
-    let t_regs = t0.elapsed();
     // Threads in native code: their stacks change as soon as they run again, so copy them
     // now, in one vectored read.
-    let native: Vec<(i32, StartRegs, ReadReq)> = match &nu {
-        Some(nu) => all_regs
+    let native: Vec<(i32, StartRegs, ReadReq)> = match nu {
+        Some(nu) if copy_native => all_regs
             .iter()
             .filter(|(tid, r)| {
                 ms.get(&(*tid as u64))
@@ -87,16 +96,115 @@ pub(super) fn stopped<'r>(
                 Some((*tid, s, nu.stack_request(r.rsp)?))
             })
             .collect(),
-        None => Vec::new(),
+        _ => Vec::new(),
     };
     let reqs: Vec<ReadReq> = native.iter().map(|n| n.2).collect();
-    let mut buf = vec![0u8; reqs.iter().map(|r| r.len).sum()];
-    let mut ok = Vec::new();
-    proc.read_batch(&reqs, &mut buf, &mut ok);
-    let t_native = t0.elapsed();
-    // The proof wants a consistent view: take it before resuming, within the cap, with the
-    // stopped threads' registers as roots — only for a heap small enough to mark well within it.
+    let mut copies = vec![0u8; reqs.iter().map(|r| r.len).sum()];
+    let mut copied = Vec::new();
+    proc.read_batch(&reqs, &mut copies, &mut copied);
+    // The proof wants a consistent view: take it now, with the stopped threads' registers as
+    // roots.
     let mut headers = Some(headers);
+    let mut proof = None;
+    if prove && sched.is_ok() && matches!(headers, Some(Ok(_))) {
+        if let Some(Ok(h)) = headers.take() {
+            prog.complete(proc, snap, xopts, h, extra);
+            prog.unwind_running(proc, snap, extra, &running);
+            let roots: Vec<u64> = all_regs.iter().flat_map(|(_, r)| r.gprs()).collect();
+            let popts = crate::proof::ProofOptions {
+                paused: true,
+                passes: 1,
+                ..Default::default()
+            };
+            let p = prog.prove_with_roots(proc, snap, extra, &popts, &roots);
+            proof = Some(match (p, cut_short()) {
+                (Ok(p), None) => Ok(p),
+                (Ok(_), Some(why)) => Err(why),
+                (Err(e), _) => Err(e),
+            });
+        }
+    }
+    Frozen {
+        headers,
+        sched,
+        threads,
+        all_regs,
+        running,
+        native,
+        copies,
+        copied,
+        proof,
+    }
+}
+
+impl Frozen {
+    /// The number of native stacks copied.
+    pub(crate) fn stacks_copied(&self) -> usize {
+        self.native.len()
+    }
+
+    /// What is left once the target may run again: the goroutines completed and unwound (when
+    /// the proof did not do it already), threads joined to Ms and goroutines; returns where
+    /// each thread's native unwinding starts.
+    pub(crate) fn finish<P: Target + ?Sized>(
+        self,
+        r: &Read<'_, '_, P>,
+        snap: &mut Snapshot,
+        extra: &mut Extra,
+    ) -> Result<Starts, ReadError> {
+        let (prog, proc, xopts) = (r.prog, r.proc, &r.xopts);
+        let reqs: Vec<ReadReq> = self.native.iter().map(|n| n.2).collect();
+        let mut starts = Starts::default();
+        for (tid, r) in &self.all_regs {
+            let s = StartRegs {
+                pc: r.rip,
+                sp: r.rsp,
+                bp: Some(r.rbp),
+            };
+            starts.insert(*tid, (s, None));
+        }
+        for ((tid, s, _), copy) in
+            self.native
+                .iter()
+                .zip(native::split_copies(&reqs, &self.copies, &self.copied))
+        {
+            starts.insert(*tid, (*s, copy));
+        }
+        self.sched.map_err(ReadError::Extract)?;
+        if let Some(headers) = self.headers {
+            let headers = headers.map_err(ReadError::Extract)?;
+            prog.complete(proc, snap, xopts, headers, extra);
+            prog.unwind_running(proc, snap, extra, &self.running);
+        }
+        join_threads(snap, extra, &self.threads.map_err(ReadError::Target)?);
+        Ok(starts)
+    }
+}
+
+/// Why a read of a stopped target failed.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// The runtime's state could not be read.
+    Extract(ExtractError),
+    /// The threads could not be listed.
+    Target(TargetError),
+}
+
+/// Stopped: the scheduler-state snapshot (goroutine headers, Ms, Ps, registers, the stacks of
+/// threads in native code) inside the pause; goroutine stacks after resuming, validated against
+/// the headers — unless the proof is wanted and the heap is small, when stacks and the mark are
+/// read inside the pause too.
+pub(super) fn stopped<'r>(
+    r: &'r Read<'_, '_>,
+    snap: &mut Snapshot,
+    extra: &mut Extra,
+    meta: &mut LiveMeta,
+    memory: Option<&MemoryFacts>,
+) -> Result<ReadOut<'r, LiveProcess>, LiveError> {
+    let (prog, proc, opts, xopts) = (r.prog, r.proc, r.opts, &r.xopts);
+    let plan = prog.plan_headers(proc, xopts).map_err(|e| r.gone(e))?;
+    // The mappings, to bound the stack copies taken while paused.
+    let nu = r.native_unwinder(&mut meta.notes);
     let small_heap = memory
         .map(|m| {
             m.go_breakdown
@@ -106,59 +214,46 @@ pub(super) fn stopped<'r>(
                 .sum::<u64>()
         })
         .is_some_and(|b| b <= PAUSED_PROOF_MAX_HEAP);
-    if opts.proof && small_heap && sched.is_ok() && matches!(headers, Some(Ok(_))) {
-        if let Some(Ok(h)) = headers.take() {
-            prog.complete(proc, snap, xopts, h, extra);
-            prog.unwind_running(proc, snap, extra, &regs);
-            let roots: Vec<u64> = all_regs.iter().flat_map(|(_, r)| r.gprs()).collect();
-            let popts = crate::proof::ProofOptions {
-                paused: true,
-                passes: 1,
-                ..Default::default()
-            };
-            let p = prog.prove_with_roots(proc, snap, extra, &popts, &roots);
-            // A pause the cap cut short was no consistent view: prove again unpaused.
-            paused_proof = Some(match (p, pause.ended()) {
-                (Ok(p), None) => Ok(p),
-                (Ok(_), Some(_)) => Err(format!(
-                    "the mark did not finish within the pause cap ({} ms); proved without a pause instead",
-                    opts.pause_cap.as_millis()
-                )),
-                (Err(e), _) => Err(e),
-            });
-        }
+    let t0 = Instant::now();
+    let pause = Pause::freeze(r.pid, opts.pause_cap)?;
+    let t_frozen = t0.elapsed();
+    // Test hook: hold the target paused so a test can kill gostall mid-pause.
+    if let Some(ms) = std::env::var("GOSTALL_TEST_HOLD_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(Duration::from_millis(ms).min(opts.pause_cap));
     }
+    // A pause the cap cut short was no consistent view: the proof is taken again unpaused.
+    let cut_short = || {
+        pause.ended().map(|_| {
+            format!(
+                "the mark did not finish within the pause cap ({} ms); proved without a pause instead",
+                opts.pause_cap.as_millis()
+            )
+        })
+    };
+    let still = Still {
+        copy_native: true,
+        prove: opts.proof && small_heap,
+        cut_short: &cut_short,
+    };
+    let mut f = frozen(r, nu.as_ref(), plan, snap, extra, &still);
+    let t_read = t0.elapsed();
     let paused = pause.resume();
     if crate::timing() {
         eprintln!(
-            "pause: frozen {t_frozen:?}, headers {t_headers:?}, sched+threads {t_threads:?}, registers {t_regs:?}, {} native stacks {t_native:?}, resumed after {paused:?}",
-            reqs.len()
+            "pause: frozen {t_frozen:?}, read {t_read:?} ({} native stacks), resumed after {paused:?}",
+            f.stacks_copied()
         );
     }
     meta.paused_us = Some(paused.as_micros() as u64);
-    for (tid, r) in &all_regs {
-        let s = StartRegs {
-            pc: r.rip,
-            sp: r.rsp,
-            bp: Some(r.rbp),
-        };
-        starts.insert(*tid, (s, None));
-    }
-    for ((tid, s, _), copy) in native.iter().zip(native::split_copies(&reqs, &buf, &ok)) {
-        starts.insert(*tid, (*s, copy));
-    }
-    sched.map_err(|e| r.gone(e))?;
-    if let Some(headers) = headers {
-        let headers = headers.map_err(|e| r.gone(e))?;
-        prog.complete(proc, snap, xopts, headers, extra);
-        prog.unwind_running(proc, snap, extra, &regs);
-    }
-    join_threads(snap, extra, &threads?);
-    Ok(ReadOut {
-        nu,
-        starts,
-        proof: paused_proof,
-    })
+    let proof = f.proof.take();
+    let starts = f.finish(r, snap, extra).map_err(|e| match e {
+        ReadError::Extract(e) => r.gone(e),
+        ReadError::Target(e) => LiveError::Target(e),
+    })?;
+    Ok(ReadOut { nu, starts, proof })
 }
 
 /// Not stopped: everything read from the running target, torn reads detected and re-read.
@@ -167,7 +262,7 @@ pub(super) fn running<'r>(
     snap: &mut Snapshot,
     extra: &mut Extra,
     meta: &mut LiveMeta,
-) -> Result<ReadOut<'r>, LiveError> {
+) -> Result<ReadOut<'r, LiveProcess>, LiveError> {
     *extra = r
         .prog
         .extract(r.proc, snap, &r.xopts)
@@ -187,7 +282,11 @@ pub(super) fn running<'r>(
     })
 }
 
-fn join_threads(snap: &mut Snapshot, extra: &Extra, threads: &[gostall_target::ThreadInfo]) {
+pub(crate) fn join_threads(
+    snap: &mut Snapshot,
+    extra: &Extra,
+    threads: &[gostall_target::ThreadInfo],
+) {
     let by_tid: rustc_hash::FxHashMap<u64, &crate::MRecord> =
         extra.ms.iter().map(|m| (m.procid, m)).collect();
     let mut g_thread: rustc_hash::FxHashMap<u64, i32> = Default::default();
@@ -236,7 +335,7 @@ fn join_threads(snap: &mut Snapshot, extra: &Extra, threads: &[gostall_target::T
 
 impl Program<'_> {
     /// With the target paused: unwinds running goroutines from their threads' registers.
-    pub(super) fn unwind_running<M: Memory + ?Sized>(
+    pub(crate) fn unwind_running<M: Memory + ?Sized>(
         &self,
         mem: &M,
         snap: &mut Snapshot,

@@ -4,19 +4,19 @@
 
 use super::Read;
 use crate::native::{self, NativeUnwinder, StartRegs};
-use crate::{Extra, Program};
-use gostall_model::{LiveMeta, Snapshot};
+use crate::{Extra, Program, Target};
+use gostall_model::Snapshot;
 use gostall_target::{LiveProcess, Memory};
 use std::time::Instant;
 
 /// Unwinds the native stacks of threads in native code and of callback threads from C.
-pub(super) fn native_stacks(
-    r: &Read<'_, '_>,
-    nu: Option<&mut NativeUnwinder<'_, LiveProcess>>,
+pub(crate) fn native_stacks<P: Target + ?Sized>(
+    r: &Read<'_, '_, P>,
+    nu: Option<&mut NativeUnwinder<'_, P>>,
     snap: &mut Snapshot,
     extra: &Extra,
     starts: &super::Starts,
-    meta: &mut LiveMeta,
+    notes: &mut Vec<String>,
 ) {
     let Some(nu) = nu else {
         return;
@@ -32,7 +32,7 @@ pub(super) fn native_stacks(
         in_c.contains(&tid)
     });
     callback_callers(r.prog, r.proc, nu, extra, snap);
-    meta.notes.append(&mut nu.notes);
+    notes.append(&mut nu.notes);
     if crate::timing() {
         eprintln!(
             "native: {n} thread(s) unwound in {:?}; objects loaded: {}",
@@ -79,10 +79,10 @@ pub(super) fn describe_waits(
 /// C frames of threads C created that are inside a callback into Go: their registers are in Go
 /// code, so native unwinding starts where `runtime.cgocallback` left the C caller
 /// (`goruntime::cgo_callback_c_caller`), found through the extra M's `g0.sched.sp`.
-fn callback_callers(
+fn callback_callers<P: Target + ?Sized>(
     prog: &Program<'_>,
-    proc: &LiveProcess,
-    nu: &mut NativeUnwinder<'_, LiveProcess>,
+    proc: &P,
+    nu: &mut NativeUnwinder<'_, P>,
     extra: &Extra,
     snap: &mut Snapshot,
 ) {
@@ -135,7 +135,7 @@ fn callback_callers(
 /// is a glibc `pthread_mutex_t` (`__lock`, `__count`, `__owner`: the owner's tid 8 bytes in) or a
 /// priority-inheritance futex (owner tid in the word's low 30 bits). Only tids of this process
 /// count; whether the word really is a mutex is for the rules to judge from the native stack.
-fn futex_owners<M: Memory + ?Sized>(mem: &M, snap: &mut Snapshot) {
+pub(crate) fn futex_owners<M: Memory + ?Sized>(mem: &M, snap: &mut Snapshot) {
     const FUTEX: i64 = 202;
     let tids: rustc_hash::FxHashSet<i32> = snap.threads.iter().map(|t| t.tid).collect();
     for t in &mut snap.threads {
