@@ -46,6 +46,24 @@ pub fn rip_refs(bytes: &[u8], addr: u64) -> Vec<RipRef> {
     out
 }
 
+/// The targets of the direct near calls in the code `bytes` loaded at `addr`, in order.
+/// Undecodable bytes end the walk.
+pub fn call_targets(bytes: &[u8], addr: u64) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut d = Decoder::with_ip(64, bytes, addr, DecoderOptions::NONE);
+    let mut ins = Instruction::default();
+    while d.can_decode() {
+        d.decode_out(&mut ins);
+        if ins.is_invalid() {
+            break;
+        }
+        if ins.is_call_near() {
+            out.push(ins.near_branch_target());
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -675,6 +675,72 @@ impl<'a> Pclntab<'a> {
         Some((self.filetab.get(fileoff as usize)?, line))
     }
 
+    /// The machine code of `f`, from the binary's own bytes.
+    pub fn code(&self, f: &Func) -> Option<&'a [u8]> {
+        let (entry, end) = (self.entry(f), self.end(f));
+        let len = usize::try_from(end.checked_sub(entry)?).ok()?;
+        self.memory.read(entry, len.min(1 << 20))
+    }
+
+    /// The names of the functions inlined into `f` (at any depth), from its inline tree entries
+    /// that some PC of `f` uses.
+    pub fn inlined_callees(&self, f: &Func) -> Vec<&'a str> {
+        let mut out: Vec<&'a str> = Vec::new();
+        let Some(tree) = self.funcdata(f, FUNCDATA_INL_TREE) else {
+            return out;
+        };
+        let Some(npcdata) = self.field_u32(f, field::NPCDATA) else {
+            return out;
+        };
+        if PCDATA_INL_TREE_INDEX >= npcdata {
+            return out;
+        }
+        let Some(off) = self.field_u32(f, FUNC_SIZE + 4 * PCDATA_INL_TREE_INDEX as usize) else {
+            return out;
+        };
+        if off == 0 {
+            return out;
+        }
+        // Walk the whole pcvalue table: every value is an index into the inline tree.
+        let mut i = off as usize;
+        let mut val: i32 = -1;
+        let mut first = true;
+        let mut seen: Vec<i32> = Vec::new();
+        for _ in 0..100_000 {
+            let Some((uvdelta, n)) = self.pctab.get(i..).and_then(read_varint) else {
+                break;
+            };
+            if uvdelta == 0 && !first {
+                break;
+            }
+            first = false;
+            i += n;
+            val = val.wrapping_add((-((uvdelta & 1) as i32)) ^ ((uvdelta >> 1) as i32));
+            let Some((_, n)) = self.pctab.get(i..).and_then(read_varint) else {
+                break;
+            };
+            i += n;
+            if val >= 0 && !seen.contains(&val) && seen.len() < 1024 {
+                seen.push(val);
+            }
+        }
+        for idx in seen {
+            let Some(call) = u64::try_from(idx)
+                .ok()
+                .and_then(|k| k.checked_mul(INLINED_CALL_SIZE))
+                .and_then(|o| tree.checked_add(o))
+                .and_then(|a| self.memory.read(a, INLINED_CALL_SIZE as usize))
+            else {
+                continue;
+            };
+            let name = self.name_at(i32_at(call, 4).unwrap_or(-1));
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+        out
+    }
+
     /// The frames at link-time `pc`, inlined ones expanded (via `FUNCDATA_InlTree` and
     /// `PCDATA_InlTreeIndex`): innermost first, the physical function last. `pc` should be a
     /// "call PC" (for a return address, pass `pc - 1`). Empty if no function contains `pc`.

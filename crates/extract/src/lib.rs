@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod core;
+mod defers;
 mod globals;
 mod libstate;
 pub mod live;

@@ -264,6 +264,7 @@ impl Program<'_> {
         });
         let (mut objects, waits) = graph(&verdicts, &p1.homes, &leaked);
         self.complete_objects(mem, &mut objects, &waits, &p1.refs);
+        crate::defers::refine_holders(self, mem, &extra.graws, &mut objects, &p1.homes);
         let stack_scan = if p1.stats.conservative_frames == 0 {
             ScanMethod::Precise
         } else {
@@ -863,6 +864,7 @@ fn graph(
                     state: ObjectState::default(),
                     reach: Reach::Unknown,
                     holders: Vec::new(),
+                    holders_deferred: false,
                     referrers: Vec::new(),
                 });
                 (objects.len() - 1) as u32

@@ -6,6 +6,7 @@
 //! through which goroutines park.
 #![deny(missing_docs)]
 
+pub mod defers;
 pub mod globals;
 pub mod layout;
 pub mod signals;

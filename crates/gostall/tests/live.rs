@@ -91,6 +91,25 @@ fn check_live(sc: &Scenario, pid: i32, pause: bool, variant: Variant) -> Vec<Str
     if doc["threads"].as_array().map_or(0, |t| t.len()) == 0 {
         errs.push(format!("{}: no threads listed", sc.name));
     }
+    // One pathology is said once: no two findings of a kind over the same goroutines.
+    let mut seen: Vec<(String, Vec<u64>)> = Vec::new();
+    for f in doc["findings"].as_array().into_iter().flatten() {
+        let mut ids: Vec<u64> = f["goroutines"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_u64)
+            .collect();
+        ids.sort_unstable();
+        let key = (f["kind"].as_str().unwrap_or_default().to_string(), ids);
+        if !key.1.is_empty() && seen.contains(&key) {
+            errs.push(format!(
+                "{}: two {} findings over the same goroutines {:?}",
+                sc.name, key.0, key.1
+            ));
+        }
+        seen.push(key);
+    }
     let got = findings(&doc);
     let summary: Vec<String> = got
         .iter()

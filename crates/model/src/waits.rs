@@ -188,6 +188,9 @@ pub struct SyncObject {
     /// Goroutines that likely hold it (locks): they reference it from their live frames and do
     /// not wait for it. Ascending.
     pub holders: Vec<u64>,
+    /// The holders are certain: each has a pending `defer Unlock` of this lock (read from its
+    /// frame), rather than merely pointing at it.
+    pub holders_deferred: bool,
     /// Goroutines (other than its waiters) whose live frames point at it or at the object that
     /// contains it: who could complete the operation. Ascending, bounded.
     pub referrers: Vec<u64>,

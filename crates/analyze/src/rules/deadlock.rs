@@ -84,19 +84,23 @@ fn holder_cycles(cx: &Context<'_>) -> Vec<Finding> {
             let next = cycle[(k + 1) % cycle.len()];
             let g = cx.g(members[k]);
             let site = cx.facts(g).user_frame;
-            let lock = cx
-                .waits_of(id)
-                .find(|(o, _)| o.holders.contains(&next))
-                .map(|(o, _)| (o.kind.as_str(), o.addr));
+            let held = cx.waits_of(id).find(|(o, _)| o.holders.contains(&next));
+            let lock = held.map(|(o, _)| (o.kind.as_str(), o.addr));
+            let certain = held.is_some_and(|(o, _)| o.holders_deferred);
             if let Some((_, a)) = lock {
                 locks.push(a);
             }
             evidence.push(format!(
-                "goroutine {id}{} waits for {} held by goroutine {next}{}",
+                "goroutine {id}{} waits for {} held by goroutine {next}{}{}",
                 site.map(|s| format!(" at {}", cx.short(s)))
                     .unwrap_or_default(),
                 lock.map(|(k, a)| format!("{k} {a:#x}"))
                     .unwrap_or_else(|| "a lock".into()),
+                if certain {
+                    " (its pending defer Unlock)"
+                } else {
+                    ""
+                },
                 cx.minutes_suffix(&members[k..k + 1])
             ));
         }

@@ -271,7 +271,15 @@ fn describe_object(cx: &Context<'_>, o: &gostall_model::SyncObject, distinct: us
         line.push_str(&format!(" ({distinct} distinct objects in this group)"));
     }
     if let Some(&h) = o.holders.first() {
-        line.push_str(&format!("; likely held by {}", cx.describe_goroutine(h)));
+        line.push_str(&format!(
+            "; {} {}",
+            if o.holders_deferred {
+                "held (a pending defer Unlock) by"
+            } else {
+                "likely held by"
+            },
+            cx.describe_goroutine(h)
+        ));
     }
     line
 }

@@ -91,8 +91,12 @@ impl Rule for LockContention {
 
     fn check(&self, cx: &Context<'_>) -> Vec<Finding> {
         let mut out = database_locks(cx);
+        // Waiters proved leaked wait for a lock nobody will ever release: that is a leak (or a
+        // deadlock), reported as such, not a slow holder.
         let waiters = cx.select(|g, f| {
-            f.user_frame.is_some() && g.wait_reason.is_some_and(WaitReason::is_lock)
+            f.user_frame.is_some()
+                && g.wait_reason.is_some_and(WaitReason::is_lock)
+                && !cx.proven_leaked.contains(&g.id)
         });
         let profile = profile_evidence(cx);
         for (site, ms) in cx.by_site(&waiters) {

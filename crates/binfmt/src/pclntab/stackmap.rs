@@ -14,6 +14,11 @@ const FUNCDATA_ARGS: u8 = 0;
 const FUNCDATA_LOCALS: u8 = 1;
 /// `abi.FUNCDATA_StackObjects`.
 const FUNCDATA_STACK_OBJECTS: u8 = 2;
+/// `abi.FUNCDATA_OpenCodedDeferInfo`.
+const FUNCDATA_OPEN_CODED_DEFER_INFO: u8 = 4;
+/// Most bytes of open-coded defer information returned (Go 1.21: two varints and one per defer,
+/// at most eight defers; Go 1.22+: two varints).
+const OPEN_DEFER_INFO_MAX: usize = 64;
 /// Most stack objects one frame may declare (a corrupt count must not allocate without bound).
 const MAX_OBJECTS: u64 = 4096;
 /// `abi.ArgsSizeUnknown`.
@@ -104,6 +109,21 @@ impl<'a> Pclntab<'a> {
             out.objects = self.stack_objects(at, rodata);
         }
         out
+    }
+
+    /// The raw open-coded defer information of `f` (`FUNCDATA_OpenCodedDeferInfo`): varints
+    /// whose meaning depends on the Go version (`goruntime::defers` reads them); `None` when
+    /// `f` has no open-coded defers. At most 64 bytes, fewer near the end of the data.
+    pub fn open_defer_info(&self, f: &Func) -> Option<&'a [u8]> {
+        let at = self.funcdata(f, FUNCDATA_OPEN_CODED_DEFER_INFO)?;
+        let mut len = OPEN_DEFER_INFO_MAX;
+        while len >= 2 {
+            if let Some(b) = self.memory.read(at, len) {
+                return Some(b);
+            }
+            len /= 2;
+        }
+        None
     }
 
     /// `stackmapdata(stkmap, index)`: `stackmap{n, nbit int32; bytedata}` holds `n` bitmaps of
