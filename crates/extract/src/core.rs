@@ -300,6 +300,9 @@ pub struct CaptureRecord {
     pub signals: Option<CapturedSignals>,
     /// Resident memory against what the runtime manages.
     pub memory: Option<gostall_model::MemoryFacts>,
+    /// Waits the live read saw hold across its two looks: goroutine id → lower bound, ns.
+    #[serde(default)]
+    pub waits: Vec<(u64, u64)>,
 }
 
 /// One thread as `/proc` showed it at a capture.
@@ -426,12 +429,108 @@ impl CaptureRecord {
                 }
             }
         }
+        let by_id: rustc_hash::FxHashMap<u64, usize> = snap
+            .goroutines
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.id, i))
+            .collect();
         for (id, w) in &self.net {
-            if let Some(g) = snap.goroutines.iter_mut().find(|g| g.id == *id) {
-                g.net = Some(Box::new(w.clone()));
+            if let Some(&i) = by_id.get(id) {
+                snap.goroutines[i].net = Some(Box::new(w.clone()));
+            }
+        }
+        for &(id, ns) in &self.waits {
+            if let Some(&i) = by_id.get(&id) {
+                let g = &mut snap.goroutines[i];
+                if g.wait_ns.is_none_or(|w| w < ns) {
+                    g.wait_ns = Some(ns);
+                    g.wait_since = gostall_model::WaitSince::Observed;
+                }
             }
         }
         snap.signals = self.signals.as_ref().map(CapturedSignals::facts);
         snap.memory = self.memory.clone();
     }
+}
+
+/// How `gostall capture` runs.
+#[derive(Debug, Clone, Copy)]
+pub struct CaptureOptions {
+    /// Longest the process may stay stopped while its memory is copied.
+    pub pause_cap: std::time::Duration,
+}
+
+/// What a capture wrote.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    /// The core's figures and how long the process was stopped.
+    pub stats: gostall_target::corewrite::CaptureStats,
+    /// How long the live read of what a core cannot hold took.
+    pub facts_read: std::time::Duration,
+}
+
+/// Captures a live Go process into a core file that [`snapshot_core`] reads later, anywhere:
+/// first the facts only the live process can give (threads as `/proc` shows them, descriptors
+/// and peers of network waits, signal dispositions, memory, waits seen to hold — a read that
+/// does not stop the process), then its memory and registers with every thread stopped.
+///
+/// # Errors
+/// The live read's errors ([`crate::live::LiveError`]), and the core writer's (the file, the
+/// pause).
+pub fn capture(
+    pid: i32,
+    path: &Path,
+    opts: &CaptureOptions,
+) -> Result<Captured, crate::live::LiveError> {
+    let t = Instant::now();
+    let lopts = LiveOptions {
+        proof: false,
+        auto_pause_cap: std::time::Duration::ZERO,
+        ..LiveOptions::default()
+    };
+    let snap = crate::live::snapshot_pid(pid, &lopts)?;
+    let facts_read = t.elapsed();
+    let exe = snap
+        .live
+        .as_ref()
+        .map(|l| l.exe.clone())
+        .unwrap_or_default();
+    let threads: Vec<CapturedThread> = snap.threads.iter().map(CapturedThread::of).collect();
+    let net: Vec<(u64, gostall_model::NetWait)> = snap
+        .goroutines
+        .iter()
+        .filter_map(|g| g.net.as_ref().map(|n| (g.id, (**n).clone())))
+        .collect();
+    let waits: Vec<(u64, u64)> = snap
+        .goroutines
+        .iter()
+        .filter(|g| g.wait_since == gostall_model::WaitSince::Observed)
+        .filter_map(|g| g.wait_ns.map(|w| (g.id, w)))
+        .collect();
+    let signals = snap.signals.as_ref().map(CapturedSignals::of);
+    let memory = snap.memory.clone();
+    let record = |paused: std::time::Duration, monotonic_ns: u64| {
+        let rec = CaptureRecord {
+            version: 1,
+            unix_s: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            monotonic_ns,
+            paused_us: paused.as_micros() as u64,
+            exe: exe.clone(),
+            threads: threads.clone(),
+            net: net.clone(),
+            signals: signals.clone(),
+            memory: memory.clone(),
+            waits: waits.clone(),
+        };
+        vec![gostall_target::corewrite::ExtraNote {
+            name: "GOSTALL",
+            kind: gostall_target::corefile::NT_GOSTALL_CAPTURE,
+            desc: serde_json::to_vec(&rec).unwrap_or_default(),
+        }]
+    };
+    let stats = gostall_target::corewrite::capture(pid, path, opts.pause_cap, &record)?;
+    Ok(Captured { stats, facts_read })
 }

@@ -70,6 +70,21 @@ enum Command {
         #[command(flatten)]
         out: OutputArgs,
     },
+    /// Capture a live Go process into a core file now, to diagnose later on any machine
+    /// (`gostall diagnose FILE`), so the process can be restarted at once. The process is
+    /// stopped only while its memory is copied; gdb reads the file too.
+    Capture {
+        /// The process to capture.
+        #[arg(long, value_name = "PID", value_parser = clap::value_parser!(i32).range(1..))]
+        pid: i32,
+        /// The core file to write.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: PathBuf,
+        /// Longest the process may stay stopped while its memory is copied, in milliseconds; a
+        /// copy that would take longer is abandoned (the process resumes, no file is left).
+        #[arg(long, default_value_t = 10_000, value_name = "MS")]
+        pause_cap: u64,
+    },
     /// Diagnose small real artifacts recorded from gostall's scenario corpus (needs nothing else).
     Demo {
         #[command(flatten)]
@@ -452,6 +467,43 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let snap = live.read(pid)?;
             emit(&snap, &out)
+        }
+        Command::Capture {
+            pid,
+            output,
+            pause_cap,
+        } => {
+            let opts = gostall_extract::core::CaptureOptions {
+                pause_cap: std::time::Duration::from_millis(pause_cap),
+            };
+            let c = gostall_extract::core::capture(pid, &output, &opts)?;
+            let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+            let s = &c.stats;
+            println!(
+                "wrote {}: {:.1} MiB on disk ({:.1} MiB apparent: untouched and zero pages are holes), {:.1} MiB of memory copied, {} threads, {} mappings",
+                output.display(),
+                mib(s.written_bytes),
+                mib(s.file_bytes),
+                mib(s.copied_bytes),
+                s.threads,
+                s.mappings
+            );
+            println!(
+                "process {pid} was stopped {:.1} ms (the live facts took {} ms before, without stopping it)",
+                s.paused.as_secs_f64() * 1000.0,
+                c.facts_read.as_millis()
+            );
+            if !s.unreadable.is_empty() {
+                println!(
+                    "{} range(s) could not be read and are zeros in the core",
+                    s.unreadable.len()
+                );
+            }
+            println!(
+                "diagnose it with: gostall diagnose {} (on another machine add --binary EXE)",
+                output.display()
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Demo { out } => demo::run(&out),
     }

@@ -18,6 +18,7 @@
 
 mod access;
 pub mod corefile;
+pub mod corewrite;
 mod error;
 pub mod fds;
 mod live;
