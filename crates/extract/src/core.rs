@@ -32,7 +32,7 @@ pub enum CoreReadError {
     #[error(transparent)]
     Open(#[from] CoreError),
     /// The executable could not be found or is not the one the core was taken from.
-    #[error("core {core}: the executable: {source}")]
+    #[error("core {core}: {source}")]
     Executable {
         /// The core.
         core: String,

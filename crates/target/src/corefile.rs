@@ -498,20 +498,15 @@ impl CoreFile {
         let Some(exe) = self.exe_path().map(Path::to_path_buf) else {
             return match &self.opts.binary {
                 Some(b) => read_file(b).map(|d| (b.clone(), d)),
-                None => Err(TargetError::Proc {
-                    path: self.path.clone(),
-                    source: io::Error::other(
-                        "the core does not say which executable ran (no NT_FILE note): pass --binary",
-                    ),
-                }),
+                None => Err(TargetError::Core(
+                    "the core does not say which executable ran (no NT_FILE note): pass --binary"
+                        .to_string(),
+                )),
             };
         };
         match self.file(&exe) {
             (Some(b), how) => Ok((PathBuf::from(how), b.get().to_vec())),
-            (None, why) => Err(TargetError::Proc {
-                path: exe,
-                source: io::Error::other(why),
-            }),
+            (None, why) => Err(TargetError::Core(why)),
         }
     }
 
@@ -555,8 +550,13 @@ impl CoreFile {
         let header = self.header_page(path);
         let mut rejected = Vec::new();
         for c in candidates {
-            let Ok(f) = std::fs::File::open(&c) else {
-                continue;
+            let f = match std::fs::File::open(&c) {
+                Ok(f) => f,
+                // The executable named with --binary must be there.
+                Err(e) if is_exe && self.opts.binary.as_deref() == Some(c.as_path()) => {
+                    return (None, format!("--binary {}: {e}", c.display()));
+                }
+                Err(_) => continue,
             };
             // SAFETY: read-only map of a regular file; see `open`.
             let Ok(map) = (unsafe { memmap2::Mmap::map(&f) }) else {
@@ -574,7 +574,7 @@ impl CoreFile {
         let why = if rejected.is_empty() {
             if is_exe && self.opts.binary.is_none() {
                 format!(
-                    "{} is not on this machine: pass --binary with a copy of the executable that ran",
+                    "the executable that ran, {}, is not on this machine: pass --binary with a copy of it",
                     path.display()
                 )
             } else {
@@ -585,8 +585,16 @@ impl CoreFile {
             }
         } else {
             format!(
-                "{} is not the file the core was taken with: its first page differs from the copy in the core (rebuilt or updated since?)",
-                rejected.join(", ")
+                "the core was taken from {}, and {} {} another build: {} first page differs from the copy the core kept (rebuilt or updated since?){}",
+                path.display(),
+                rejected.join(" and "),
+                if rejected.len() == 1 { "is" } else { "are" },
+                if rejected.len() == 1 { "its" } else { "their" },
+                if is_exe {
+                    "; pass --binary with the very executable that ran"
+                } else {
+                    ""
+                }
             )
         };
         (None, why)
@@ -806,10 +814,7 @@ impl Objects for CoreFile {
                 }
                 Ok(d.to_vec())
             }
-            (None, why) => Err(TargetError::Proc {
-                path: path.to_path_buf(),
-                source: io::Error::other(why),
-            }),
+            (None, why) => Err(TargetError::Core(why)),
         }
     }
 }

@@ -242,6 +242,9 @@ pub enum TargetError {
         /// What was wrong.
         what: String,
     },
+    /// A core file lacks what was asked of it, or a file it maps was not found.
+    #[error("{0}")]
+    Core(String),
     /// Reading memory failed.
     #[error(transparent)]
     Mem(#[from] MemError),
