@@ -157,10 +157,11 @@ fn is_core_file(path: &std::path::Path) -> Result<bool> {
         return Ok(false);
     }
     let mut head = [0u8; 64];
-    let mut f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let n = f
         .read(&mut head)
-        .with_context(|| format!("reading {}", path.display()))?;
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let head = &head[..n];
     if head.starts_with(b"\x7fELF") && !gostall_extract::core::is_core(head) {
         anyhow::bail!(
