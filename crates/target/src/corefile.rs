@@ -142,6 +142,10 @@ pub struct CoreThread {
     pub utime_us: u64,
     /// Kernel-mode CPU time, microseconds.
     pub stime_us: u64,
+    /// When the thread stopped in a signal handler and
+    /// [`CoreFile::take_interrupted_contexts`] took what the handler interrupted as its state:
+    /// the handler's own registers and signal mask, and the signal.
+    pub in_handler: Option<(Regs, u64, i32)>,
 }
 
 /// The process a core was taken from (`NT_PRPSINFO`).
@@ -422,6 +426,28 @@ impl CoreFile {
             }
             _ => {}
         }
+    }
+
+    /// Takes, for every thread stopped in a signal handler, what the handler interrupted as the
+    /// thread's state: registers, system call and signal mask (see [`crate::sigframe`]); the
+    /// handler's own stay in [`CoreThread::in_handler`]. For the kernel's core of a Go crash,
+    /// where every thread waits in Go's handler until the process aborts. Returns how many
+    /// threads were in a handler.
+    pub fn take_interrupted_contexts(&mut self) -> usize {
+        let found: Vec<(usize, crate::sigframe::Interrupted)> = self
+            .threads
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.in_handler.is_none())
+            .filter_map(|(i, t)| crate::sigframe::interrupted(self, &t.regs).map(|x| (i, x)))
+            .collect();
+        for (i, x) in &found {
+            let t = &mut self.threads[*i];
+            t.in_handler = Some((t.regs, t.sig_blocked, x.signo));
+            t.regs = x.regs;
+            t.sig_blocked = x.sig_blocked;
+        }
+        found.len()
     }
 
     /// The core file's path.
@@ -859,6 +885,7 @@ fn prstatus(d: &[u8]) -> CoreThread {
         sig_blocked: u64_at(d, 24),
         utime_us: tv(48),
         stime_us: tv(64),
+        in_handler: None,
         regs: Regs {
             r15: r(0),
             r14: r(1),
@@ -937,4 +964,121 @@ fn nt_file(d: &[u8]) -> Vec<FileMap> {
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An ELF core: `notes` (name, type, desc) and segments (vaddr, memsz, bytes kept).
+    fn core(notes: &[(&[u8], u32, Vec<u8>)], loads: &[(u64, u64, Vec<u8>)]) -> Vec<u8> {
+        let mut nb = Vec::new();
+        for (name, ty, desc) in notes {
+            nb.extend_from_slice(&(name.len() as u32 + 1).to_le_bytes());
+            nb.extend_from_slice(&(desc.len() as u32).to_le_bytes());
+            nb.extend_from_slice(&ty.to_le_bytes());
+            nb.extend_from_slice(name);
+            nb.push(0);
+            nb.resize(nb.len().next_multiple_of(4), 0);
+            nb.extend_from_slice(desc);
+            nb.resize(nb.len().next_multiple_of(4), 0);
+        }
+        let phnum = 1 + loads.len();
+        let mut out = vec![0u8; 64];
+        out[..7].copy_from_slice(b"\x7fELF\x02\x01\x01");
+        out[16..18].copy_from_slice(&elf::ET_CORE.to_le_bytes());
+        out[18..20].copy_from_slice(&elf::EM_X86_64.to_le_bytes());
+        out[20..24].copy_from_slice(&1u32.to_le_bytes());
+        out[32..40].copy_from_slice(&64u64.to_le_bytes());
+        out[52..54].copy_from_slice(&64u16.to_le_bytes());
+        out[54..56].copy_from_slice(&56u16.to_le_bytes());
+        out[56..58].copy_from_slice(&(phnum as u16).to_le_bytes());
+        let mut off = 64 + 56 * phnum as u64;
+        let mut body = nb.clone();
+        let ph = |ty: u32, flags: u32, off: u64, vaddr: u64, filesz: u64, memsz: u64| {
+            let mut p = Vec::new();
+            for v in [ty, flags] {
+                p.extend_from_slice(&v.to_le_bytes());
+            }
+            for v in [off, vaddr, 0, filesz, memsz, 1] {
+                p.extend_from_slice(&v.to_le_bytes());
+            }
+            p
+        };
+        out.extend(ph(elf::PT_NOTE, 0, off, 0, nb.len() as u64, 0));
+        off += nb.len() as u64;
+        for (vaddr, memsz, bytes) in loads {
+            out.extend(ph(elf::PT_LOAD, 6, off, *vaddr, bytes.len() as u64, *memsz));
+            body.extend_from_slice(bytes);
+            off += bytes.len() as u64;
+        }
+        out.extend(body);
+        out
+    }
+
+    fn prstatus_note(tid: i32, regs: &[(usize, u64)], blocked: u64, utime_s: u64) -> Vec<u8> {
+        let mut d = vec![0u8; PRSTATUS_SIZE];
+        d[24..32].copy_from_slice(&blocked.to_le_bytes());
+        d[32..36].copy_from_slice(&tid.to_le_bytes());
+        d[48..56].copy_from_slice(&utime_s.to_le_bytes());
+        for (i, v) in regs {
+            d[PRSTATUS_REGS + 8 * i..PRSTATUS_REGS + 8 * i + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        d
+    }
+
+    const RSP: usize = 19;
+    const RIP: usize = 16;
+    const ORIG_RAX: usize = 15;
+
+    fn open(bytes: Vec<u8>) -> CoreFile {
+        CoreFile::from_bytes(Path::new("test.core"), bytes, CoreOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn a_crashed_thread_is_read_where_the_handler_interrupted_it() {
+        const STACK: u64 = 0x7000_0000;
+        const CODE: u64 = 0x40_0000;
+        let mut code = vec![0u8; 0x1000];
+        code[..9].copy_from_slice(&[0x48, 0xc7, 0xc0, 0x0f, 0, 0, 0, 0x0f, 0x05]);
+        code[0x40..0x42].copy_from_slice(&[0x0f, 0x05]);
+        // An rt_sigframe at STACK+0x1008: SIGQUIT interrupted a read(2) (restarted: rip on the
+        // syscall instruction, rax its number) with SIGURG blocked.
+        let mut stack = vec![0u8; 0x2000];
+        let f = 0x1008;
+        let put =
+            |s: &mut Vec<u8>, at: usize, v: u64| s[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        put(&mut stack, f, CODE);
+        put(&mut stack, f + 8 + 16, STACK);
+        put(&mut stack, f + 8 + 32, 0x2000);
+        put(&mut stack, f + 8 + 40 + 8 * 13, 0); // rax
+        put(&mut stack, f + 8 + 40 + 8 * 15, 0x7fff_0000); // rsp
+        put(&mut stack, f + 8 + 40 + 8 * 16, CODE + 0x40); // rip
+        put(&mut stack, f + 8 + 296, 1 << 22);
+        stack[f + 312] = 3;
+        let handler = prstatus_note(
+            10,
+            &[(RSP, STACK + 0x100), (RIP, CODE + 0x80), (ORIG_RAX, 35)],
+            u64::MAX,
+            1,
+        );
+        let other = prstatus_note(11, &[(RSP, 0x10), (ORIG_RAX, u64::MAX)], 0, 1);
+        let mut c = open(core(
+            &[
+                (b"CORE", NT_PRSTATUS, handler),
+                (b"CORE", NT_PRSTATUS, other),
+            ],
+            &[(CODE, 0x1000, code), (STACK, 0x2000, stack)],
+        ));
+        assert_eq!(c.take_interrupted_contexts(), 1);
+        assert_eq!(c.take_interrupted_contexts(), 0, "taken once");
+        let r = c.regs(10).unwrap();
+        assert_eq!((r.rip, r.rsp, r.orig_rax), (CODE + 0x40, 0x7fff_0000, 0));
+        let t = &c.threads().unwrap()[0];
+        assert_eq!(t.sig_blocked, 1 << 22);
+        assert_eq!(t.syscall.as_ref().map(|s| s.nr), Some(0));
+        let (h, mask, sig) = c.core_threads()[0].in_handler.unwrap();
+        assert_eq!((h.rip, mask, sig), (CODE + 0x80, u64::MAX, 3));
+        assert!(c.core_threads()[1].in_handler.is_none());
+    }
 }
