@@ -257,6 +257,24 @@ pub fn snapshot_core(path: &Path, opts: &CoreReadOptions) -> Result<Snapshot, Co
     if let Some(rec) = &record {
         rec.apply(&mut snap);
     } else {
+        // The runtime's own signal records are memory; the dispositions are not in the core.
+        let rt = prog.read_signals(&core);
+        let mut signals = Some(gostall_model::SignalFacts {
+            go_handled: rt.go_handled,
+            forwarded: rt.forwarded.iter().map(|&(s, a)| (s, a, None)).collect(),
+            async_preempt_off: rt.async_preempt_off,
+            cpu_profile_hz: rt.cpu_profile_hz,
+            cpu_profiler_linked: prog.sym.cpu_profiler_linked,
+            dispositions_known: false,
+            ..Default::default()
+        });
+        crate::live::samples::name_handlers(&mut signals, nu.as_mut(), &prog, &bin);
+        snap.signals = signals;
+        if core.writer() == CoreWriter::Gdb {
+            meta.notes.push(
+                "gdb records no signal masks in its cores (NT_PRSTATUS holds the thread id, the stop signal and the registers): the threads' masks are unknown, not empty".to_string(),
+            );
+        }
         meta.notes.push(format!(
             "a core written by {} holds memory and registers only: descriptors, thread names, kernel wait channels and signal dispositions need the live process or `gostall capture`{}",
             if meta.writer == "kernel" { "the kernel" } else { "gdb" },
@@ -423,6 +441,7 @@ impl CapturedSignals {
             async_preempt_off: self.async_preempt_off,
             cpu_profile_hz: self.cpu_profile_hz,
             cpu_profiler_linked: self.cpu_profiler_linked,
+            dispositions_known: true,
         }
     }
 }
