@@ -301,11 +301,15 @@ impl CoreFile {
                 elf::PT_LOAD => {
                     let (offset, filesz) = (ph.p_offset(e), ph.p_filesz(e));
                     let present = filesz.min(len.saturating_sub(offset));
-                    missing += filesz - present;
+                    missing = missing.saturating_add(filesz - present);
                     let flags = ph.p_flags(e);
+                    // A segment ends within the address space (vaddr + memsz never overflows).
+                    let vaddr = ph.p_vaddr(e);
+                    let room = u64::MAX - vaddr;
+                    let present = present.min(room);
                     loads.push(Load {
-                        vaddr: ph.p_vaddr(e),
-                        memsz: ph.p_memsz(e).max(present),
+                        vaddr,
+                        memsz: ph.p_memsz(e).max(present).min(room),
                         offset,
                         filesz: present,
                         perms: Perms {
@@ -533,6 +537,12 @@ impl CoreFile {
             };
         };
         match self.file(&exe) {
+            (Some(b), how) if b.get().len() as u64 > crate::objects::MAX_OBJECT => {
+                Err(TargetError::Proc {
+                    path: PathBuf::from(how),
+                    source: io::Error::other("larger than the object size limit"),
+                })
+            }
             (Some(b), how) => Ok((PathBuf::from(how), b.get().to_vec())),
             (None, why) => Err(TargetError::Proc {
                 path: exe,
@@ -581,6 +591,11 @@ impl CoreFile {
         let header = self.header_page(path);
         let mut rejected = Vec::new();
         for c in candidates {
+            // Only regular files: a path the core names could be a FIFO (opening it would wait
+            // for a writer) or a device.
+            if !std::fs::metadata(&c).is_ok_and(|m| m.is_file()) {
+                continue;
+            }
             let Ok(f) = std::fs::File::open(&c) else {
                 continue;
             };
@@ -737,8 +752,8 @@ impl Threads for CoreFile {
                     kernel_stack: None,
                     voluntary_ctxt_switches: 0,
                     nonvoluntary_ctxt_switches: 0,
-                    utime_ticks: t.utime_us * hz / 1_000_000,
-                    stime_ticks: t.stime_us * hz / 1_000_000,
+                    utime_ticks: us_to_ticks(t.utime_us, hz),
+                    stime_ticks: us_to_ticks(t.stime_us, hz),
                     start_ticks: 0,
                     processor: None,
                     tracer_pid: 0,
@@ -845,6 +860,11 @@ fn read_file(p: &Path) -> Result<Vec<u8>, TargetError> {
         path: p.to_path_buf(),
         source,
     })
+}
+
+/// Microseconds in clock ticks (`hz` a second).
+fn us_to_ticks(us: u64, hz: u64) -> u64 {
+    (u128::from(us) * u128::from(hz) / 1_000_000).min(u128::from(u64::MAX)) as u64
 }
 
 fn u64_at(d: &[u8], off: usize) -> u64 {
@@ -1033,6 +1053,24 @@ mod tests {
 
     fn open(bytes: Vec<u8>) -> CoreFile {
         CoreFile::from_bytes(Path::new("test.core"), bytes, CoreOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn hostile_numbers_do_not_overflow() {
+        // CPU times near u64::MAX seconds and a segment that runs past the address space's end.
+        let t = prstatus_note(7, &[(RSP, u64::MAX - 8)], 0, u64::MAX);
+        let c = open(core(
+            &[(b"CORE", NT_PRSTATUS, t)],
+            &[(u64::MAX - 0xfff, 0x2000, vec![0xab; 0x1000])],
+        ));
+        let th = c.threads().unwrap();
+        let hz = crate::procfs::clock_ticks_per_second();
+        assert_eq!(th[0].utime_ticks, us_to_ticks(u64::MAX, hz));
+        assert_eq!(us_to_ticks(2_500_000, 100), 250);
+        let mut b = [0u8; 8];
+        c.read(u64::MAX - 8, &mut b).unwrap();
+        assert_eq!(b, [0xab; 8]);
+        assert!(c.mappings().unwrap().iter().all(|m| m.start <= m.end));
     }
 
     #[test]
