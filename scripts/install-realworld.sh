@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the real-world corpus (realworld/) needs, from Debian: the Go libraries as source
 # under /usr/share/gocode/src (realworld/go.mod points its replace directives there), the SQLite
-# library the cgo driver links against, PostgreSQL, Redis, and the tools the scripts use.
+# library the cgo driver links against, PostgreSQL, Redis, and the tools the scripts and tests use
+# (gdb: the core tests take cores with its gcore and open gostall's captures with it).
 #
 #   scripts/install-realworld.sh          # installs what is missing; does nothing when all is there
 #
@@ -25,7 +26,7 @@ PACKAGES=(
   golang-golang-x-net-dev golang-golang-x-sys-dev golang-golang-x-text-dev golang-golang-x-crypto-dev
   golang-golang-x-sync-dev
   postgresql redis-server
-  gcc libc6-dev curl
+  gcc libc6-dev curl gdb
 )
 
 # `dpkg -s`, reduced to its Status field (no pipe into grep -q: under pipefail, grep closing the

@@ -301,6 +301,20 @@ impl Running {
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }
+
+    /// Waits for the process to exit, at most `timeout`; `None` when it is still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<Option<std::process::ExitStatus>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
+            }
+            if Instant::now() > deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Running {
@@ -315,8 +329,46 @@ impl Drop for Running {
 
 /// Starts a built scenario and waits until its pathology is in place. Its stderr goes to `stderr`.
 pub fn start(bin_dir: &Path, sc: &Scenario, stderr: Stdio) -> Result<Running> {
+    start_with(bin_dir, sc, stderr, &StartOptions::default())
+}
+
+/// What [`start_with`] changes in how a scenario runs.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// Environment set after the scenario's own (`GOTRACEBACK=crash`, say).
+    pub env: Vec<(String, String)>,
+    /// Working directory (where the kernel writes a core when `core_pattern` is relative).
+    pub cwd: Option<PathBuf>,
+    /// Raise the soft core-size limit to the hard one, so a crash dumps core.
+    pub dump_core: bool,
+}
+
+/// [`start`], with the changes `opts` asks for.
+pub fn start_with(
+    bin_dir: &Path,
+    sc: &Scenario,
+    stderr: Stdio,
+    opts: &StartOptions,
+) -> Result<Running> {
     let mut cmd = Command::new(bin_dir.join(&sc.name));
-    cmd.env("GOTRACEBACK", "all").envs(&sc.env);
+    cmd.env("GOTRACEBACK", "all")
+        .envs(&sc.env)
+        .envs(opts.env.iter().map(|(k, v)| (k, v)));
+    if let Some(dir) = &opts.cwd {
+        cmd.current_dir(dir);
+    }
+    if opts.dump_core {
+        use nix::sys::resource::{getrlimit, setrlimit, Resource};
+        use std::os::unix::process::CommandExt;
+        let (_, hard) = getrlimit(Resource::RLIMIT_CORE).context("getrlimit(RLIMIT_CORE)")?;
+        // SAFETY: the closure runs in the child between fork and exec and makes one system
+        // call, which is async-signal-safe; it allocates nothing and takes no lock.
+        unsafe {
+            cmd.pre_exec(move || {
+                setrlimit(Resource::RLIMIT_CORE, hard, hard).map_err(std::io::Error::from)
+            });
+        }
+    }
     run_to_ready(cmd, &sc.name, stderr)
 }
 

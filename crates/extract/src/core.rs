@@ -88,13 +88,21 @@ pub fn is_core(head: &[u8]) -> bool {
 /// the core.
 pub fn snapshot_core(path: &Path, opts: &CoreReadOptions) -> Result<Snapshot, CoreReadError> {
     let started = Instant::now();
-    let core = CoreFile::open(
+    let mut core = CoreFile::open(
         path,
         CoreOptions {
             binary: opts.binary.clone(),
             search: opts.search.clone(),
         },
     )?;
+    // The kernel dumps on a crash; a Go crash stops every thread in Go's signal handler (the
+    // first relays SIGQUIT until each M has taken it) until the process aborts: what the program
+    // was doing is what the handlers interrupted.
+    let in_handler = if core.writer() == CoreWriter::Kernel {
+        core.take_interrupted_contexts()
+    } else {
+        0
+    };
     let core_name = path.display().to_string();
     let (exe_path, data) = core
         .read_exe()
@@ -199,21 +207,42 @@ pub fn snapshot_core(path: &Path, opts: &CoreReadOptions) -> Result<Snapshot, Co
         }
     }
     crate::live::threads::futex_owners(&core, &mut snap);
-    // A Go program that crashes (GOTRACEBACK=crash, a fatal error) stops every thread in a
-    // signal handler with all signals blocked, then aborts itself: those masks are the crash's,
-    // not the program's.
+    if in_handler > 0 {
+        meta.notes.push(format!(
+            "{in_handler} of {} threads were in a signal handler when the core was written (a Go crash holds every thread in its handler until the process aborts): their registers, system calls and signal masks are those the handler interrupted",
+            core.core_threads().len()
+        ));
+    }
+    // A Go program that crashes (GOTRACEBACK=crash, a fatal error) blocks every signal on the
+    // threads it stops, then aborts itself: the masks of threads not found in a handler are the
+    // crash's, or one of the runtime's moments with every signal blocked, not the program's.
     if core.writer() == CoreWriter::Kernel
         && core
             .signal()
             .is_some_and(|s| s.sender == Some(core.process().pid))
     {
-        for t in &mut snap.threads {
+        let handled: Vec<i32> = core
+            .core_threads()
+            .iter()
+            .filter(|t| t.in_handler.is_some())
+            .map(|t| t.tid)
+            .collect();
+        let mut cleared = 0;
+        for t in snap
+            .threads
+            .iter_mut()
+            .filter(|t| !handled.contains(&t.tid))
+        {
             t.sig_blocked = 0;
             t.sig_pending = 0;
+            cleared += 1;
         }
-        meta.notes.push(
-            "the process aborted itself (a Go crash): threads' signal masks at the crash are the runtime's, not the program's, and are not used".to_string(),
-        );
+        if cleared > 0 {
+            meta.notes.push(format!(
+                "the process aborted itself (a Go crash): the signal masks of the {cleared} thread{} not in a signal handler may be the crash's, not the program's, and are not used",
+                if cleared == 1 { "" } else { "s" }
+            ));
+        }
     }
     snap.lib_states =
         crate::libstate::read(&prog, &core, &snap, &extra.graws, extra.first_goroutine);
@@ -228,6 +257,24 @@ pub fn snapshot_core(path: &Path, opts: &CoreReadOptions) -> Result<Snapshot, Co
     if let Some(rec) = &record {
         rec.apply(&mut snap);
     } else {
+        // The runtime's own signal records are memory; the dispositions are not in the core.
+        let rt = prog.read_signals(&core);
+        let mut signals = Some(gostall_model::SignalFacts {
+            go_handled: rt.go_handled,
+            forwarded: rt.forwarded.iter().map(|&(s, a)| (s, a, None)).collect(),
+            async_preempt_off: rt.async_preempt_off,
+            cpu_profile_hz: rt.cpu_profile_hz,
+            cpu_profiler_linked: prog.sym.cpu_profiler_linked,
+            dispositions_known: false,
+            ..Default::default()
+        });
+        crate::live::samples::name_handlers(&mut signals, nu.as_mut(), &prog, &bin);
+        snap.signals = signals;
+        if core.writer() == CoreWriter::Gdb {
+            meta.notes.push(
+                "gdb records no signal masks in its cores (NT_PRSTATUS holds the thread id, the stop signal and the registers): the threads' masks are unknown, not empty".to_string(),
+            );
+        }
         meta.notes.push(format!(
             "a core written by {} holds memory and registers only: descriptors, thread names, kernel wait channels and signal dispositions need the live process or `gostall capture`{}",
             if meta.writer == "kernel" { "the kernel" } else { "gdb" },
@@ -397,6 +444,7 @@ impl CapturedSignals {
             async_preempt_off: self.async_preempt_off,
             cpu_profile_hz: self.cpu_profile_hz,
             cpu_profiler_linked: self.cpu_profiler_linked,
+            dispositions_known: true,
         }
     }
 }

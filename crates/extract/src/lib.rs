@@ -166,6 +166,8 @@ const BATCH: usize = 4096;
 const MAX_RANGE: usize = 1 << 20;
 /// Largest gap between two goroutine headers read as one range.
 const GAP: usize = 2048;
+/// `runtime.freezeStopWait`: `sched.stopwait` once a crash froze the world (every Go version).
+const FREEZE_STOP_WAIT: u32 = 0x7fff_ffff;
 
 /// Phase-1 preparation, made before a pause.
 #[derive(Debug)]
@@ -955,7 +957,12 @@ impl<'p> Program<'p> {
             idle_ps: u32_at(&sbuf, sl.npidle),
             spinning_ms: u32_at(&sbuf, sl.nmspinning),
             idle_ms: u32_at(&sbuf, sl.nmidle),
-            gc_waiting: sl.gcwaiting.is_some_and(|o| u8_at(&sbuf, o) != 0),
+            // A crash freezes the world the same way (runtime.freezetheworld: gcwaiting set,
+            // stopwait = freezeStopWait), in a core of it: no stop is pending then.
+            gc_waiting: sl.gcwaiting.is_some_and(|o| u8_at(&sbuf, o) != 0)
+                && sl
+                    .stopwait
+                    .is_none_or(|o| u32_at(&sbuf, o) != FREEZE_STOP_WAIT),
         });
         snap.process.gomaxprocs = Some(gomaxprocs);
         Ok(())

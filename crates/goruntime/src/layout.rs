@@ -102,6 +102,8 @@ pub struct SchedLayout {
     pub nmspinning: u64,
     pub nmidle: u64,
     pub gcwaiting: Option<u64>,
+    /// `stopwait`: Ps still to stop; `freezeStopWait` once a crash froze the world.
+    pub stopwait: Option<u64>,
 }
 
 /// Offsets of `runtime.sudog` members.
@@ -569,6 +571,7 @@ impl RuntimeLayout {
             nmspinning: t.off("runtime.schedt", "nmspinning")?,
             nmidle: t.off("runtime.schedt", "nmidle")?,
             gcwaiting: t.try_off("runtime.schedt", "gcwaiting"),
+            stopwait: t.try_off("runtime.schedt", "stopwait"),
         };
         let sudog = SudogLayout {
             size: t.size("runtime.sudog")?,

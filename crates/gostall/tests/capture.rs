@@ -176,26 +176,25 @@ fn gdb_opens_a_capture_and_non_go_processes_are_refused() {
         .map(|d| d.count())
         .unwrap_or(0);
     drop(r);
-    if Command::new("gdb").arg("--version").output().is_ok() {
-        let exe = bin.join("cgo-blocked");
-        let out = Command::new("gdb")
-            .args(["-batch", "-nx", "-ex", "info threads"])
-            .arg(&exe)
-            .arg(&core)
-            .output()
-            .expect("gdb");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let listed = text.lines().filter(|l| l.contains("LWP")).count();
-        assert!(
-            listed >= threads.min(2) && listed > 0,
-            "gdb lists {listed} threads of {threads}:\n{text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            text.contains("cgo-blocked") || text.contains("main.") || text.contains("runtime."),
-            "gdb does not symbolise the capture:\n{text}"
-        );
-    }
+    corpus::realworld::install().unwrap_or_else(|e| panic!("installing gdb: {e:#}"));
+    let exe = bin.join("cgo-blocked");
+    let out = Command::new("gdb")
+        .args(["-batch", "-nx", "-ex", "info threads"])
+        .arg(&exe)
+        .arg(&core)
+        .output()
+        .expect("gdb");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let listed = text.lines().filter(|l| l.contains("LWP")).count();
+    assert!(
+        listed >= threads.min(2) && listed > 0,
+        "gdb lists {listed} threads of {threads}:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("cgo-blocked") || text.contains("main.") || text.contains("runtime."),
+        "gdb does not symbolise the capture:\n{text}"
+    );
     let _ = std::fs::remove_file(&core);
     // A process that is not Go: a clear error, no file.
     let mut sleeper = Command::new("sleep").arg("30").spawn().expect("sleep");

@@ -172,6 +172,11 @@ pub struct SignalFacts {
     /// The program can start the CPU profiler (the profiler's entry point is linked in, e.g. by
     /// `net/http/pprof` or `runtime/pprof`).
     pub cpu_profiler_linked: bool,
+    /// Whether the process-wide dispositions (`ignored`, `caught`, `shared_pending`) were read:
+    /// they come from `/proc` (live reads, cores `gostall capture` wrote). A core gdb or the
+    /// kernel wrote holds only the runtime's records and each thread's masks; there the
+    /// dispositions read 0 and say nothing.
+    pub dispositions_known: bool,
 }
 
 /// Signal masks as JSON strings in the kernel's notation (`"0x0000000000400000"`): 64-bit

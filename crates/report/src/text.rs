@@ -672,7 +672,7 @@ fn signal_summary(snap: &Snapshot) -> Option<String> {
     if !stuck.is_empty() {
         parts.push(format!("preemption signal stuck on {}", list(&stuck)));
     }
-    if let Some(sf) = &snap.signals {
+    if let Some(sf) = snap.signals.as_ref().filter(|s| s.dispositions_known) {
         let lost = sf.go_handled & !sf.caught;
         if lost != 0 {
             parts.push(format!("Go's handler gone for {}", sig::mask_names(lost)));

@@ -142,6 +142,10 @@ pub struct CoreThread {
     pub utime_us: u64,
     /// Kernel-mode CPU time, microseconds.
     pub stime_us: u64,
+    /// When the thread stopped in a signal handler and
+    /// [`CoreFile::take_interrupted_contexts`] took what the handler interrupted as its state:
+    /// the handler's own registers and signal mask, and the signal.
+    pub in_handler: Option<(Regs, u64, i32)>,
 }
 
 /// The process a core was taken from (`NT_PRPSINFO`).
@@ -297,11 +301,15 @@ impl CoreFile {
                 elf::PT_LOAD => {
                     let (offset, filesz) = (ph.p_offset(e), ph.p_filesz(e));
                     let present = filesz.min(len.saturating_sub(offset));
-                    missing += filesz - present;
+                    missing = missing.saturating_add(filesz - present);
                     let flags = ph.p_flags(e);
+                    // A segment ends within the address space (vaddr + memsz never overflows).
+                    let vaddr = ph.p_vaddr(e);
+                    let room = u64::MAX - vaddr;
+                    let present = present.min(room);
                     loads.push(Load {
-                        vaddr: ph.p_vaddr(e),
-                        memsz: ph.p_memsz(e).max(present),
+                        vaddr,
+                        memsz: ph.p_memsz(e).max(present).min(room),
                         offset,
                         filesz: present,
                         perms: Perms {
@@ -424,6 +432,28 @@ impl CoreFile {
         }
     }
 
+    /// Takes, for every thread stopped in a signal handler, what the handler interrupted as the
+    /// thread's state: registers, system call and signal mask (see [`crate::sigframe`]); the
+    /// handler's own stay in [`CoreThread::in_handler`]. For the kernel's core of a Go crash,
+    /// where every thread waits in Go's handler until the process aborts. Returns how many
+    /// threads were in a handler.
+    pub fn take_interrupted_contexts(&mut self) -> usize {
+        let found: Vec<(usize, crate::sigframe::Interrupted)> = self
+            .threads
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.in_handler.is_none())
+            .filter_map(|(i, t)| crate::sigframe::interrupted(self, &t.regs).map(|x| (i, x)))
+            .collect();
+        for (i, x) in &found {
+            let t = &mut self.threads[*i];
+            t.in_handler = Some((t.regs, t.sig_blocked, x.signo));
+            t.regs = x.regs;
+            t.sig_blocked = x.sig_blocked;
+        }
+        found.len()
+    }
+
     /// The core file's path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -505,6 +535,12 @@ impl CoreFile {
             };
         };
         match self.file(&exe) {
+            (Some(b), how) if b.get().len() as u64 > crate::objects::MAX_OBJECT => {
+                Err(TargetError::Proc {
+                    path: PathBuf::from(how),
+                    source: io::Error::other("larger than the object size limit"),
+                })
+            }
             (Some(b), how) => Ok((PathBuf::from(how), b.get().to_vec())),
             (None, why) => Err(TargetError::Core(why)),
         }
@@ -550,13 +586,27 @@ impl CoreFile {
         let header = self.header_page(path);
         let mut rejected = Vec::new();
         for c in candidates {
-            let f = match std::fs::File::open(&c) {
-                Ok(f) => f,
-                // The executable named with --binary must be there.
+            // Only regular files: a path the core names could be a FIFO (opening it would wait
+            // for a writer) or a device.
+            let f = match std::fs::metadata(&c) {
+                Ok(m) if m.is_file() => match std::fs::File::open(&c) {
+                    Ok(f) => f,
+                    Err(e) if is_exe && self.opts.binary.as_deref() == Some(c.as_path()) => {
+                        return (None, format!("--binary {}: {e}", c.display()));
+                    }
+                    Err(_) => continue,
+                },
+                // The executable named with --binary must be there, and be a file.
+                Ok(_) if is_exe && self.opts.binary.as_deref() == Some(c.as_path()) => {
+                    return (
+                        None,
+                        format!("--binary {}: not a regular file", c.display()),
+                    );
+                }
                 Err(e) if is_exe && self.opts.binary.as_deref() == Some(c.as_path()) => {
                     return (None, format!("--binary {}: {e}", c.display()));
                 }
-                Err(_) => continue,
+                _ => continue,
             };
             // SAFETY: read-only map of a regular file; see `open`.
             let Ok(map) = (unsafe { memmap2::Mmap::map(&f) }) else {
@@ -719,8 +769,8 @@ impl Threads for CoreFile {
                     kernel_stack: None,
                     voluntary_ctxt_switches: 0,
                     nonvoluntary_ctxt_switches: 0,
-                    utime_ticks: t.utime_us * hz / 1_000_000,
-                    stime_ticks: t.stime_us * hz / 1_000_000,
+                    utime_ticks: us_to_ticks(t.utime_us, hz),
+                    stime_ticks: us_to_ticks(t.stime_us, hz),
                     start_ticks: 0,
                     processor: None,
                     tracer_pid: 0,
@@ -826,6 +876,11 @@ fn read_file(p: &Path) -> Result<Vec<u8>, TargetError> {
     })
 }
 
+/// Microseconds in clock ticks (`hz` a second).
+fn us_to_ticks(us: u64, hz: u64) -> u64 {
+    (u128::from(us) * u128::from(hz) / 1_000_000).min(u128::from(u64::MAX)) as u64
+}
+
 fn u64_at(d: &[u8], off: usize) -> u64 {
     d.get(off..off + 8)
         .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
@@ -864,6 +919,7 @@ fn prstatus(d: &[u8]) -> CoreThread {
         sig_blocked: u64_at(d, 24),
         utime_us: tv(48),
         stime_us: tv(64),
+        in_handler: None,
         regs: Regs {
             r15: r(0),
             r14: r(1),
@@ -942,4 +998,139 @@ fn nt_file(d: &[u8]) -> Vec<FileMap> {
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An ELF core: `notes` (name, type, desc) and segments (vaddr, memsz, bytes kept).
+    fn core(notes: &[(&[u8], u32, Vec<u8>)], loads: &[(u64, u64, Vec<u8>)]) -> Vec<u8> {
+        let mut nb = Vec::new();
+        for (name, ty, desc) in notes {
+            nb.extend_from_slice(&(name.len() as u32 + 1).to_le_bytes());
+            nb.extend_from_slice(&(desc.len() as u32).to_le_bytes());
+            nb.extend_from_slice(&ty.to_le_bytes());
+            nb.extend_from_slice(name);
+            nb.push(0);
+            nb.resize(nb.len().next_multiple_of(4), 0);
+            nb.extend_from_slice(desc);
+            nb.resize(nb.len().next_multiple_of(4), 0);
+        }
+        let phnum = 1 + loads.len();
+        let mut out = vec![0u8; 64];
+        out[..7].copy_from_slice(b"\x7fELF\x02\x01\x01");
+        out[16..18].copy_from_slice(&elf::ET_CORE.to_le_bytes());
+        out[18..20].copy_from_slice(&elf::EM_X86_64.to_le_bytes());
+        out[20..24].copy_from_slice(&1u32.to_le_bytes());
+        out[32..40].copy_from_slice(&64u64.to_le_bytes());
+        out[52..54].copy_from_slice(&64u16.to_le_bytes());
+        out[54..56].copy_from_slice(&56u16.to_le_bytes());
+        out[56..58].copy_from_slice(&(phnum as u16).to_le_bytes());
+        let mut off = 64 + 56 * phnum as u64;
+        let mut body = nb.clone();
+        let ph = |ty: u32, flags: u32, off: u64, vaddr: u64, filesz: u64, memsz: u64| {
+            let mut p = Vec::new();
+            for v in [ty, flags] {
+                p.extend_from_slice(&v.to_le_bytes());
+            }
+            for v in [off, vaddr, 0, filesz, memsz, 1] {
+                p.extend_from_slice(&v.to_le_bytes());
+            }
+            p
+        };
+        out.extend(ph(elf::PT_NOTE, 0, off, 0, nb.len() as u64, 0));
+        off += nb.len() as u64;
+        for (vaddr, memsz, bytes) in loads {
+            out.extend(ph(elf::PT_LOAD, 6, off, *vaddr, bytes.len() as u64, *memsz));
+            body.extend_from_slice(bytes);
+            off += bytes.len() as u64;
+        }
+        out.extend(body);
+        out
+    }
+
+    fn prstatus_note(tid: i32, regs: &[(usize, u64)], blocked: u64, utime_s: u64) -> Vec<u8> {
+        let mut d = vec![0u8; PRSTATUS_SIZE];
+        d[24..32].copy_from_slice(&blocked.to_le_bytes());
+        d[32..36].copy_from_slice(&tid.to_le_bytes());
+        d[48..56].copy_from_slice(&utime_s.to_le_bytes());
+        for (i, v) in regs {
+            d[PRSTATUS_REGS + 8 * i..PRSTATUS_REGS + 8 * i + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        d
+    }
+
+    const RSP: usize = 19;
+    const RIP: usize = 16;
+    const ORIG_RAX: usize = 15;
+
+    fn open(bytes: Vec<u8>) -> CoreFile {
+        CoreFile::from_bytes(Path::new("test.core"), bytes, CoreOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn hostile_numbers_do_not_overflow() {
+        // CPU times near u64::MAX seconds and a segment that runs past the address space's end.
+        let t = prstatus_note(7, &[(RSP, u64::MAX - 8)], 0, u64::MAX);
+        let c = open(core(
+            &[(b"CORE", NT_PRSTATUS, t)],
+            &[(u64::MAX - 0xfff, 0x2000, vec![0xab; 0x1000])],
+        ));
+        let th = c.threads().unwrap();
+        let hz = crate::procfs::clock_ticks_per_second();
+        assert_eq!(th[0].utime_ticks, us_to_ticks(u64::MAX, hz));
+        assert_eq!(us_to_ticks(2_500_000, 100), 250);
+        let mut b = [0u8; 8];
+        c.read(u64::MAX - 8, &mut b).unwrap();
+        assert_eq!(b, [0xab; 8]);
+        assert!(c.mappings().unwrap().iter().all(|m| m.start <= m.end));
+    }
+
+    #[test]
+    fn a_crashed_thread_is_read_where_the_handler_interrupted_it() {
+        const STACK: u64 = 0x7000_0000;
+        const CODE: u64 = 0x40_0000;
+        let mut code = vec![0u8; 0x1000];
+        code[..9].copy_from_slice(&[0x48, 0xc7, 0xc0, 0x0f, 0, 0, 0, 0x0f, 0x05]);
+        code[0x40..0x42].copy_from_slice(&[0x0f, 0x05]);
+        // An rt_sigframe at STACK+0x1008: SIGQUIT interrupted a read(2) (restarted: rip on the
+        // syscall instruction, rax its number) with SIGURG blocked.
+        let mut stack = vec![0u8; 0x2000];
+        let f = 0x1008;
+        let put =
+            |s: &mut Vec<u8>, at: usize, v: u64| s[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        put(&mut stack, f, CODE);
+        put(&mut stack, f + 8 + 16, STACK);
+        put(&mut stack, f + 8 + 32, 0x2000);
+        put(&mut stack, f + 8 + 40 + 8 * 13, 0); // rax
+        put(&mut stack, f + 8 + 40 + 8 * 15, 0x7fff_0000); // rsp
+        put(&mut stack, f + 8 + 40 + 8 * 16, CODE + 0x40); // rip
+        put(&mut stack, f + 8 + 296, 1 << 22);
+        stack[f + 312] = 3;
+        let handler = prstatus_note(
+            10,
+            &[(RSP, STACK + 0x100), (RIP, CODE + 0x80), (ORIG_RAX, 35)],
+            u64::MAX,
+            1,
+        );
+        let other = prstatus_note(11, &[(RSP, 0x10), (ORIG_RAX, u64::MAX)], 0, 1);
+        let mut c = open(core(
+            &[
+                (b"CORE", NT_PRSTATUS, handler),
+                (b"CORE", NT_PRSTATUS, other),
+            ],
+            &[(CODE, 0x1000, code), (STACK, 0x2000, stack)],
+        ));
+        assert_eq!(c.take_interrupted_contexts(), 1);
+        assert_eq!(c.take_interrupted_contexts(), 0, "taken once");
+        let r = c.regs(10).unwrap();
+        assert_eq!((r.rip, r.rsp, r.orig_rax), (CODE + 0x40, 0x7fff_0000, 0));
+        let t = &c.threads().unwrap()[0];
+        assert_eq!(t.sig_blocked, 1 << 22);
+        assert_eq!(t.syscall.as_ref().map(|s| s.nr), Some(0));
+        let (h, mask, sig) = c.core_threads()[0].in_handler.unwrap();
+        assert_eq!((h.rip, mask, sig), (CODE + 0x80, u64::MAX, 3));
+        assert!(c.core_threads()[1].in_handler.is_none());
+    }
 }

@@ -27,6 +27,7 @@ pub mod objects;
 mod pause;
 pub mod procfs;
 mod regs;
+pub mod sigframe;
 mod signals;
 pub mod smaps;
 pub mod syscalls;

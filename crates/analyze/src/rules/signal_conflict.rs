@@ -1,5 +1,7 @@
 //! `signal_conflict`: signal masks and handlers that keep the Go runtime from getting signals it
-//! needs. Live reads only (masks, dispositions and the runtime's records are not in dumps).
+//! needs. Live reads and cores (masks, dispositions and the runtime's records are not in dumps);
+//! a core has the runtime's records and each thread's masks but no dispositions
+//! (`SignalFacts::dispositions_known`), so there only the masks are judged.
 //!
 //! "Go thread" below means a thread with an M that is running Go code or idle between Go work:
 //! not one in a cgo call, and not an extra M whose C thread is back in C (their masks are C's
@@ -70,10 +72,13 @@ fn is_go_thread(t: &ThreadFacts) -> bool {
     t.m.is_some() && !t.in_cgo
 }
 
-/// How a signal's process-wide disposition departs from Go's handler, if it does.
+/// How a signal's process-wide disposition departs from Go's handler, if it does (never when the
+/// dispositions are not known: a core holds no sigaction table).
 fn lost(sf: &SignalFacts, s: u32) -> Option<&'static str> {
     let b = sig::bit(s);
-    if sf.ignored & b != 0 {
+    if !sf.dispositions_known {
+        None
+    } else if sf.ignored & b != 0 {
         Some("ignored (SIG_IGN)")
     } else if sf.go_handled & b != 0 && sf.caught & b == 0 {
         Some("reset to the default action (SIG_DFL)")
@@ -480,6 +485,9 @@ fn profiling(cx: &Context<'_>, sf: &SignalFacts) -> Option<Finding> {
 }
 
 fn replaced(cx: &Context<'_>, sf: &SignalFacts) -> Option<Finding> {
+    if !sf.dispositions_known {
+        return None;
+    }
     let mut lines = Vec::new();
     let mut names = Vec::new();
     let mut sev = Severity::Info;
@@ -573,6 +581,7 @@ mod tests {
             caught: HANDLED | (1 << 32),
             go_handled: HANDLED,
             cpu_profiler_linked: true,
+            dispositions_known: true,
             ..Default::default()
         }
     }
@@ -634,6 +643,23 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(run(&s)[0].severity, Severity::Critical);
+    }
+
+    #[test]
+    fn a_core_without_dispositions_flags_masks_only() {
+        // A kernel core: the runtime's records and the threads' masks, no sigaction table (the
+        // dispositions read 0), so nothing counts as reset or ignored.
+        let core = SignalFacts {
+            go_handled: HANDLED,
+            cpu_profiler_linked: true,
+            ..Default::default()
+        };
+        assert!(run(&snap(vec![thread(1, Some(0))], core.clone())).is_empty());
+        let mut go = thread(10, Some(1));
+        go.sig_blocked = URG;
+        let f = run(&snap(vec![go], core));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].title.starts_with("SIGURG blocked on 1 Go thread"));
     }
 
     #[test]

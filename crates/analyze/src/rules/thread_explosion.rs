@@ -35,7 +35,12 @@ impl Rule for ThreadExplosion {
             .collect();
         let held = cx.count(&holders);
         let (threads, how) = if !cx.snap.threads.is_empty() {
-            (cx.snap.threads.len() as u64, "threads in /proc")
+            let whence = if cx.snap.core.is_some() {
+                "threads in the core"
+            } else {
+                "threads in /proc"
+            };
+            (cx.snap.threads.len() as u64, whence)
         } else if let Some(n) = p.threads_created {
             (n, "threadcreate profile")
         } else if let Some(m) = p.max_m_id.filter(|&m| m + 1 >= held) {

@@ -9,7 +9,7 @@
 //! system calls, descriptors), `samples` (memory samples before, the second look after).
 
 pub(crate) mod read;
-mod samples;
+pub(crate) mod samples;
 pub(crate) mod threads;
 
 use crate::native::{NativeUnwinder, StackCopy, StartRegs};

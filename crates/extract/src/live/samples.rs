@@ -235,15 +235,16 @@ fn read_signal_facts(prog: &Program<'_>, proc: &LiveProcess, pid: i32) -> Option
         async_preempt_off: rt.async_preempt_off,
         cpu_profile_hz: rt.cpu_profile_hz,
         cpu_profiler_linked: prog.sym.cpu_profiler_linked,
+        dispositions_known: true,
     })
 }
 
 /// Names the handlers the runtime forwards to by the symbol of whichever mapped object holds them
 /// (the executable's C code or a shared library), as native frames are named; the executable's
 /// own symbol table when the mapped objects could not be read.
-fn name_handlers(
+pub(crate) fn name_handlers<P: gostall_target::Objects + ?Sized>(
     signals: &mut Option<SignalFacts>,
-    nu: Option<&mut NativeUnwinder<'_, LiveProcess>>,
+    nu: Option<&mut NativeUnwinder<'_, P>>,
     prog: &Program<'_>,
     bin: &GoBinary<'_>,
 ) {
