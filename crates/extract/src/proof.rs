@@ -764,6 +764,17 @@ impl Program<'_> {
         let sy = &self.layout.sync;
         let hc = &self.layout.hchan;
         let u32_at = |a: u64| mem.read_u32(a).ok();
+        // The goroutines waiting on each object, grouped once (ascending, deduplicated).
+        let mut waiting: Vec<Vec<u64>> = vec![Vec::new(); objects.len()];
+        for w in waits {
+            if let Some(l) = waiting.get_mut(w.object as usize) {
+                l.push(w.goroutine);
+            }
+        }
+        for l in &mut waiting {
+            l.sort_unstable();
+            l.dedup();
+        }
         for (i, o) in objects.iter_mut().enumerate() {
             let a = o.addr;
             o.state = match o.kind {
@@ -806,14 +817,15 @@ impl Program<'_> {
                 },
                 _ => ObjectState::default(),
             };
-            let waiting: FxHashSet<u64> = waits
-                .iter()
-                .filter(|w| w.object as usize == i)
-                .map(|w| w.goroutine)
-                .collect();
+            let waiting = &waiting[i];
             o.referrers = refs
                 .get(&a)
-                .map(|l| l.iter().copied().filter(|g| !waiting.contains(g)).collect())
+                .map(|l| {
+                    l.iter()
+                        .copied()
+                        .filter(|g| waiting.binary_search(g).is_err())
+                        .collect()
+                })
                 .unwrap_or_default();
             let held = o.state.locked == Some(true) || o.state.readers.is_some_and(|r| r > 0);
             if matches!(o.kind, ObjectKind::Mutex | ObjectKind::RWMutex) && held {
