@@ -301,6 +301,7 @@ impl Program<'_> {
         on_stack: &dyn Fn(&GIn, &str) -> bool,
         extra_roots: &[u64],
     ) -> Result<PassOut, String> {
+        let t0 = Instant::now();
         let hl = self
             .layout
             .heap
@@ -320,6 +321,7 @@ impl Program<'_> {
             }
         }
         let heap = Heap::read(mem, hl, mheap, &bases).map_err(|e| e.to_string())?;
+        let t_heap = t0.elapsed();
         let mut notes = Vec::new();
         let modules = self.modules(mem, hl, &mut notes);
         let in_modules = |p: u64| modules.iter().any(|m| m.contains(p));
@@ -363,6 +365,7 @@ impl Program<'_> {
             };
             blocking.push(b);
         }
+        let t_blocking = t0.elapsed();
         let mut marker = Marker::new(&heap);
         let trace = std::env::var_os("GOSTALL_PROOF_TRACE").is_some();
         if trace {
@@ -466,6 +469,7 @@ impl Program<'_> {
             &|_| Reacher::Finalizer,
             &mut reached,
         ));
+        let t_roots = t0.elapsed();
         // Stacks of goroutines that may run, then the fixed point.
         let mut direct: FxHashMap<ObjRef, Vec<u64>> = FxHashMap::default();
         let mut queue: Vec<usize> = roots;
@@ -498,6 +502,8 @@ impl Program<'_> {
                 }
             }
         }
+        let t_fixed = t0.elapsed();
+        let mut left_stats = ScanStats::default();
         // The goroutines still blocked: which objects their own frames point at (a lock's
         // holder may itself be blocked), without marking anything.
         let left: Vec<usize> = (0..gs.len())
@@ -513,8 +519,35 @@ impl Program<'_> {
                 false,
                 chunk.iter().map(|&i| &gs[i]),
                 rodata,
-                &mut ScanStats::default(),
+                &mut left_stats,
                 &mut direct,
+            );
+        }
+        let t_left = t0.elapsed();
+        if crate::timing() {
+            let ms = marker.stats;
+            eprintln!(
+                "proof pass: heap map {t_heap:?} ({} spans), waits {:?}, globals+finalizers {:?}, stacks and fixed point {:?} ({} stacks, {} MiB read in {:?}), blocked stacks {:?} ({} stacks, {} MiB in {:?}); mark: {} objects, {} MiB scanned, {} waves (largest {} objects), {} reads of {} ranges, {} MiB read in {:?}, bitmaps and types {:?}",
+                heap.spans.len(),
+                t_blocking - t_heap,
+                t_roots - t_blocking,
+                t_fixed - t_roots,
+                stats.stacks_read,
+                stats.stack_bytes >> 20,
+                stats.read,
+                t_left - t_fixed,
+                left_stats.stacks_read,
+                left_stats.stack_bytes >> 20,
+                left_stats.read,
+                marker.marked,
+                marker.bytes_scanned >> 20,
+                ms.waves,
+                ms.max_wave,
+                ms.batches,
+                ms.ranges,
+                ms.bytes_read >> 20,
+                ms.read,
+                ms.maps,
             );
         }
         let mut refs: FxHashMap<u64, Vec<u64>> = FxHashMap::default();
@@ -641,7 +674,11 @@ impl Program<'_> {
         let total: usize = reqs.iter().map(|r| r.len).sum();
         let mut buf = vec![0u8; total];
         let mut ok = Vec::new();
+        let t = Instant::now();
         mem.read_batch(&reqs, &mut buf, &mut ok);
+        stats.read += t.elapsed();
+        stats.stacks_read += reqs.len() as u64;
+        stats.stack_bytes += total as u64;
         let mut at = 0usize;
         for (k, (gi, pc, sp, precise)) in plan.into_iter().enumerate() {
             let len = reqs[k].len;

@@ -18,6 +18,10 @@ pub(crate) struct ScanStats {
     pub precise_frames: u64,
     /// Frames (or whole stacks) scanned conservatively.
     pub conservative_frames: u64,
+    /// Stacks read, their bytes and the time reading them took (for timing reports).
+    pub stacks_read: u64,
+    pub stack_bytes: u64,
+    pub read: std::time::Duration,
 }
 
 /// One stack object: where it is and which of its words may hold pointers.

@@ -68,8 +68,9 @@ pub struct Span {
     pub bits_at_end: bool,
 }
 
-/// An object: its span and index in the span.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// An object: its span and index in the span. Spans are numbered in address order, so objects
+/// order by address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjRef {
     /// Index into [`Heap::spans`].
     pub span: u32,
@@ -77,18 +78,73 @@ pub struct ObjRef {
     pub index: u32,
 }
 
+/// Most entries of the dense arena index (4 MiB); arenas spread wider are looked up by hash.
+const MAX_DENSE_ARENAS: u64 = 1 << 20;
+
+/// Arena index → position of the arena's page map: a vector over the arenas' range (one load per
+/// lookup), or a hash map when the arenas are spread too far apart for one.
+#[derive(Debug, Default)]
+struct ArenaIndex {
+    /// First arena index covered by `dense`.
+    lo: u64,
+    /// Position + 1 per arena index from `lo` (0: no arena).
+    dense: Vec<u32>,
+    sparse: FxHashMap<u64, u32>,
+}
+
+impl ArenaIndex {
+    fn new(entries: &[(u64, u32)]) -> Self {
+        let lo = entries.iter().map(|e| e.0).min().unwrap_or(0);
+        let hi = entries.iter().map(|e| e.0).max().unwrap_or(0);
+        let mut index = ArenaIndex {
+            lo,
+            ..ArenaIndex::default()
+        };
+        if entries.is_empty() {
+            return index;
+        }
+        if hi - lo < MAX_DENSE_ARENAS {
+            index.dense = vec![0; (hi - lo + 1) as usize];
+            for &(i, pos) in entries {
+                index.dense[(i - lo) as usize] = pos + 1;
+            }
+        } else {
+            index.sparse = entries.iter().copied().collect();
+        }
+        index
+    }
+
+    #[inline]
+    fn get(&self, i: u64) -> Option<u32> {
+        if self.sparse.is_empty() {
+            let p = *self.dense.get(i.wrapping_sub(self.lo) as usize)?;
+            (p != 0).then(|| p - 1)
+        } else {
+            self.sparse.get(&i).copied()
+        }
+    }
+}
+
 /// The heap's span map, as read at one moment.
 #[derive(Debug, Default)]
 pub struct Heap {
     arena_bytes: u64,
+    /// log2 of `arena_bytes` when it is a power of two (it is on every Go platform).
+    arena_shift: Option<u32>,
     arena_base_offset: u64,
     page_shift: u32,
-    /// Arena index → position in `pages`.
-    arenas: FxHashMap<u64, u32>,
-    /// Per arena, per page: span index + 1 (0: no in-use span).
-    pages: Vec<Vec<u32>>,
-    /// In-use spans.
+    /// Arena index → position of its pages in `pages`.
+    arenas: ArenaIndex,
+    /// Pages per arena.
+    arena_pages: usize,
+    /// Per arena (`arena_pages` entries each), per page: span index + 1 (0: no in-use span).
+    pages: Vec<u32>,
+    /// In-use spans, in address order.
     pub spans: Vec<Span>,
+    /// Per span, what the mark's hot path needs, in one small record.
+    hot: Vec<HotSpan>,
+    /// Words of a bitmap with one bit per object slot of every span ([`HotSpan::bit_word`]).
+    object_words: usize,
     lo: u64,
     hi: u64,
     /// Bytes of all in-use spans.
@@ -97,6 +153,17 @@ pub struct Heap {
     bits: Option<HeapBits>,
     /// Arena index → its `heapArena` record (for the arena bitmap).
     arena_records: FxHashMap<u64, u64>,
+}
+
+/// A span's fields the mark reads for every pointer.
+#[derive(Debug, Clone, Copy, Default)]
+struct HotSpan {
+    base: u64,
+    elemsize: u64,
+    nelems: u32,
+    /// First word of the span's bits in bitmaps over every object slot (marks, watched objects).
+    bit_word: u32,
+    noscan: bool,
 }
 
 fn u64_at(b: &[u8], off: u64) -> u64 {
@@ -172,8 +239,13 @@ impl Heap {
         let map_len = pages_per_arena * 8;
         let mut heap = Heap {
             arena_bytes: l.arena_bytes,
+            arena_shift: l
+                .arena_bytes
+                .is_power_of_two()
+                .then(|| l.arena_bytes.trailing_zeros()),
             arena_base_offset: l.arena_base_offset,
             page_shift: l.page_size.trailing_zeros(),
+            arena_pages: pages_per_arena,
             lo: u64::MAX,
             bits: Some(l.bits),
             arena_records,
@@ -230,35 +302,74 @@ impl Heap {
                 );
             }
         }
-        // Keep in-use spans; map their pages.
+        // Keep in-use spans, in address order (as found, since the arenas and their pages are
+        // walked in order); map their pages.
+        let mut kept: Vec<(u64, usize)> = parsed
+            .iter()
+            .enumerate()
+            .filter_map(|(k, s)| s.map(|s| (s.base, k)))
+            .collect();
+        if !kept.is_sorted() {
+            kept.sort_unstable();
+        }
         let mut new_index: Vec<u32> = vec![0; parsed.len()];
-        for (k, s) in parsed.iter().enumerate() {
-            if let Some(s) = s {
-                heap.spans.push(*s);
-                new_index[k] = heap.spans.len() as u32;
-                heap.lo = heap.lo.min(s.base);
-                heap.hi = heap.hi.max(s.end);
-                heap.span_bytes += s.end - s.base;
-            }
+        for (_, k) in kept {
+            let s = parsed[k].expect("kept spans were parsed");
+            heap.spans.push(s);
+            new_index[k] = heap.spans.len() as u32;
+            heap.lo = heap.lo.min(s.base);
+            heap.hi = heap.hi.max(s.end);
+            heap.span_bytes += s.end - s.base;
         }
+        let mut positions: Vec<(u64, u32)> = Vec::with_capacity(raw_maps.len());
+        heap.pages.reserve(raw_maps.len() * pages_per_arena);
         for (i, map) in raw_maps {
-            let pages: Vec<u32> = map
-                .iter()
-                .map(|&s| {
-                    if s == 0 {
-                        0
-                    } else {
-                        span_index.get(&s).map_or(0, |&k| new_index[k as usize])
-                    }
-                })
-                .collect();
-            heap.arenas.insert(i, heap.pages.len() as u32);
-            heap.pages.push(pages);
+            positions.push((i, positions.len() as u32));
+            heap.pages.extend(map.iter().map(|&s| {
+                if s == 0 {
+                    0
+                } else {
+                    span_index.get(&s).map_or(0, |&k| new_index[k as usize])
+                }
+            }));
         }
+        heap.arenas = ArenaIndex::new(&positions);
         if heap.spans.is_empty() {
             heap.lo = 0;
         }
+        heap.index_spans();
         Ok(heap)
+    }
+
+    /// Fills the hot records and bitmap offsets of `spans`.
+    fn index_spans(&mut self) {
+        let mut word = 0usize;
+        self.hot = self
+            .spans
+            .iter()
+            .map(|s| {
+                let h = HotSpan {
+                    base: s.base,
+                    elemsize: s.elemsize,
+                    nelems: s.nelems,
+                    bit_word: word as u32,
+                    noscan: s.noscan,
+                };
+                word += (s.nelems as usize).div_ceil(64);
+                h
+            })
+            .collect();
+        self.object_words = word;
+    }
+
+    /// Word and bit of object `r` in a bitmap over every object slot.
+    #[inline]
+    fn bit_of(&self, r: ObjRef) -> (usize, u64) {
+        let h = &self.hot[r.span as usize];
+        (
+            h.bit_word as usize + (r.index / 64) as usize,
+            1 << (r.index % 64),
+        )
     }
 
     /// The allocated-or-free object slot of an in-use span that contains `p`, if any. Free slots
@@ -266,11 +377,19 @@ impl Heap {
     #[inline]
     pub fn object_of(&self, p: u64) -> Option<ObjRef> {
         let s = self.span_of(p)?;
-        let span = &self.spans[s as usize];
-        if p < span.base {
-            return None;
-        }
-        let index = (p - span.base) / span.elemsize;
+        let span = &self.hot[s as usize];
+        let off = p.checked_sub(span.base)?;
+        let index = if span.nelems == 1 {
+            if off >= span.elemsize {
+                return None;
+            }
+            0
+        } else if off <= u64::from(u32::MAX) && span.elemsize <= u64::from(u32::MAX) {
+            // A 32-bit division: the offsets in small-object spans are small.
+            u64::from(off as u32 / span.elemsize as u32)
+        } else {
+            off / span.elemsize
+        };
         if index >= u64::from(span.nelems) {
             return None;
         }
@@ -287,8 +406,16 @@ impl Heap {
             return None;
         }
         let off = p.wrapping_sub(self.arena_base_offset);
-        let pages = &self.pages[*self.arenas.get(&(off / self.arena_bytes))? as usize];
-        let s = *pages.get(((off % self.arena_bytes) >> self.page_shift) as usize)?;
+        let (arena, within) = match self.arena_shift {
+            Some(sh) => (off >> sh, off & (self.arena_bytes - 1)),
+            None => (off / self.arena_bytes, off % self.arena_bytes),
+        };
+        let pos = self.arenas.get(arena)? as usize;
+        let page = (within >> self.page_shift) as usize;
+        if page >= self.arena_pages {
+            return None;
+        }
+        let s = *self.pages.get(pos * self.arena_pages + page)?;
         (s != 0).then_some(s - 1)
     }
 
@@ -384,6 +511,25 @@ fn parse_span(l: &HeapLayout, b: &[u8]) -> Option<Span> {
     })
 }
 
+/// What a mark read, for timing reports.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MarkStats {
+    /// Rounds of [`Marker::drain`]: each takes every queued object.
+    pub waves: u64,
+    /// Most objects queued in one round.
+    pub max_wave: u64,
+    /// Vectored reads of objects.
+    pub batches: u64,
+    /// Ranges read.
+    pub ranges: u64,
+    /// Bytes read (objects and the gaps between those read together).
+    pub bytes_read: u64,
+    /// Time spent reading objects.
+    pub read: std::time::Duration,
+    /// Time spent reading pointer bitmaps and types.
+    pub maps: std::time::Duration,
+}
+
 /// Marks objects reachable from the roots it is given.
 ///
 /// Marked objects of scan size classes wait in a queue; [`Marker::drain`] reads them span by
@@ -394,16 +540,20 @@ fn parse_span(l: &HeapLayout, b: &[u8]) -> Option<Span> {
 #[derive(Debug)]
 pub struct Marker<'h> {
     heap: &'h Heap,
-    /// Per span: mark bits (allocated on first mark).
-    marks: Vec<Vec<u64>>,
+    /// Mark bits of every object slot ([`HotSpan::bit_word`]).
+    marks: Vec<u64>,
     /// Marked objects not scanned yet.
     pending: Vec<ObjRef>,
     /// Parts of huge objects still to scan: (address, length).
     pending_ranges: Vec<(u64, u64)>,
     hidden: FxHashSet<u64>,
-    /// Per span: some object in it is watched.
-    span_watched: Vec<bool>,
-    watched: FxHashSet<ObjRef>,
+    /// Bit `(addr >> 12) % HIDDEN_FILTER_BITS` set for every hidden word: most words scanned lie
+    /// on pages without one and skip the hash lookup.
+    hidden_pages: Vec<u64>,
+    /// Bits of the watched objects, like `marks` (empty until something is watched).
+    watched: Vec<u64>,
+    /// Objects watched.
+    n_watched: usize,
     /// Watched objects marked since the last [`Marker::take_hits`].
     hits: Vec<ObjRef>,
     /// With [`Marker::trace`]: for each marked object, the address of the word that marked it.
@@ -414,38 +564,52 @@ pub struct Marker<'h> {
     pub bytes_scanned: u64,
     /// Bytes of objects that could not be read.
     pub unreadable: u64,
+    /// What the mark read, and how long that took.
+    pub stats: MarkStats,
     reqs: Vec<ReadReq>,
     buf: Vec<u8>,
     ok: Vec<bool>,
+    /// The pointer words of the piece being scanned: (address, value).
+    cand: Vec<(u64, u64)>,
     maps: PtrMaps,
 }
 
-/// One range read in a single request: `[start, end)` and the objects (address, length) in it.
-type Run = (u64, u64, Vec<(u64, u64)>);
-
 /// Objects of one span at most this far apart are read as one range.
-const COALESCE_GAP: u64 = 4096;
+const COALESCE_GAP: u64 = 1024;
+
+/// Pages (4 KiB) told apart by the hidden words' filter: 128 KiB of bits.
+const HIDDEN_FILTER_BITS: u64 = 1 << 20;
+
+/// Whether bit `i` is set in a bitmap of `u64` words.
+#[inline]
+fn bit_at(bits: &[u64], i: u64) -> bool {
+    bits.get((i / 64) as usize)
+        .is_some_and(|w| w >> (i % 64) & 1 != 0)
+}
 
 impl<'h> Marker<'h> {
     /// A mark with nothing marked.
     pub fn new(heap: &'h Heap) -> Self {
         Marker {
             heap,
-            marks: vec![Vec::new(); heap.spans.len()],
+            marks: vec![0; heap.object_words],
             pending: Vec::new(),
             pending_ranges: Vec::new(),
             hidden: FxHashSet::default(),
-            span_watched: vec![false; heap.spans.len()],
-            watched: FxHashSet::default(),
+            hidden_pages: Vec::new(),
+            watched: Vec::new(),
+            n_watched: 0,
             hits: Vec::new(),
             parents: None,
             marked: 0,
             bytes_scanned: 0,
             unreadable: 0,
+            stats: MarkStats::default(),
             reqs: Vec::new(),
             buf: Vec::new(),
             ok: Vec::new(),
-            maps: PtrMaps::default(),
+            cand: Vec::new(),
+            maps: PtrMaps::new(heap.spans.len()),
         }
     }
 
@@ -457,19 +621,40 @@ impl<'h> Marker<'h> {
     /// Hides the words in `[addr, addr + len)` from the mark: pointers stored there are not
     /// followed.
     pub fn hide(&mut self, addr: u64, len: u64) {
+        if self.hidden_pages.is_empty() {
+            self.hidden_pages = vec![0; (HIDDEN_FILTER_BITS / 64) as usize];
+        }
         let mut a = addr & !7;
         while a < addr.saturating_add(len) {
             self.hidden.insert(a);
+            let page = (a >> 12) % HIDDEN_FILTER_BITS;
+            self.hidden_pages[(page / 64) as usize] |= 1 << (page % 64);
             a += 8;
         }
+    }
+
+    /// Whether the word at `at` is hidden.
+    #[inline]
+    fn is_hidden(&self, at: u64) -> bool {
+        if self.hidden.is_empty() {
+            return false;
+        }
+        let page = (at >> 12) % HIDDEN_FILTER_BITS;
+        bit_at(&self.hidden_pages, page) && self.hidden.contains(&at)
     }
 
     /// Watches the object containing `p`: when it gets marked, [`Marker::take_hits`] returns it.
     /// Returns the object, or `None` when `p` is not in the heap.
     pub fn watch(&mut self, p: u64) -> Option<ObjRef> {
         let r = self.heap.object_of(p)?;
-        self.span_watched[r.span as usize] = true;
-        self.watched.insert(r);
+        if self.watched.is_empty() {
+            self.watched = vec![0; self.heap.object_words];
+        }
+        let (w, bit) = self.heap.bit_of(r);
+        if self.watched[w] & bit == 0 {
+            self.watched[w] |= bit;
+            self.n_watched += 1;
+        }
         Some(r)
     }
 
@@ -502,15 +687,21 @@ impl<'h> Marker<'h> {
     /// The watched object `v` points into, if any (cheap for unwatched spans).
     #[inline]
     pub fn watched_at(&self, v: u64) -> Option<ObjRef> {
-        if v < self.heap.lo || v >= self.heap.hi || self.watched.is_empty() {
-            return None;
-        }
-        let s = self.heap.span_of(v)?;
-        if !self.span_watched[s as usize] {
+        if v < self.heap.lo || v >= self.heap.hi || self.n_watched == 0 {
             return None;
         }
         let r = self.heap.object_of(v)?;
-        self.watched.contains(&r).then_some(r)
+        self.is_watched(r).then_some(r)
+    }
+
+    /// Whether object `r` is watched.
+    #[inline]
+    fn is_watched(&self, r: ObjRef) -> bool {
+        if self.watched.is_empty() {
+            return false;
+        }
+        let (w, bit) = self.heap.bit_of(r);
+        self.watched.get(w).is_some_and(|x| x & bit != 0)
     }
 
     /// Watched objects marked since the last call.
@@ -530,21 +721,17 @@ impl<'h> Marker<'h> {
 
     /// Marks object `r`; `true` if it was not marked before.
     pub fn mark_ref(&mut self, r: ObjRef) -> bool {
-        let bits = &mut self.marks[r.span as usize];
-        if bits.is_empty() {
-            let n = self.heap.spans[r.span as usize].nelems as usize;
-            bits.resize(n.div_ceil(64), 0);
-        }
-        let (w, b) = ((r.index / 64) as usize, r.index % 64);
-        if bits[w] >> b & 1 != 0 {
+        let (w, bit) = self.heap.bit_of(r);
+        let word = &mut self.marks[w];
+        if *word & bit != 0 {
             return false;
         }
-        bits[w] |= 1 << b;
+        *word |= bit;
         self.marked += 1;
-        if self.span_watched[r.span as usize] && self.watched.contains(&r) {
+        if !self.watched.is_empty() && self.watched[w] & bit != 0 {
             self.hits.push(r);
         }
-        if !self.heap.spans[r.span as usize].noscan {
+        if !self.heap.hot[r.span as usize].noscan {
             self.pending.push(r);
         }
         true
@@ -559,15 +746,17 @@ impl<'h> Marker<'h> {
 
     /// Whether object `r` is marked.
     pub fn is_marked_ref(&self, r: ObjRef) -> bool {
-        self.marks[r.span as usize]
-            .get((r.index / 64) as usize)
-            .is_some_and(|w| w >> (r.index % 64) & 1 != 0)
+        if r.index >= self.heap.spans.get(r.span as usize).map_or(0, |s| s.nelems) {
+            return false;
+        }
+        let (w, bit) = self.heap.bit_of(r);
+        self.marks.get(w).is_some_and(|x| x & bit != 0)
     }
 
     /// Queues an object's contents for scanning without marking it (a finalizer's object: its
     /// referents are kept alive, it itself is not).
     pub fn scan_contents(&mut self, r: ObjRef) {
-        if !self.heap.spans[r.span as usize].noscan {
+        if !self.heap.hot[r.span as usize].noscan {
             let (base, size) = self.heap.object(r);
             self.pending_ranges.push((base, size));
         }
@@ -597,7 +786,7 @@ impl<'h> Marker<'h> {
         if v < self.heap.lo || v >= self.heap.hi {
             return;
         }
-        if !self.hidden.is_empty() && self.hidden.contains(&at) {
+        if self.is_hidden(at) {
             return;
         }
         if self.parents.is_some() {
@@ -613,123 +802,211 @@ impl<'h> Marker<'h> {
         self.mark(v);
     }
 
-    /// Scans queued objects until none is left.
+    /// Scans queued objects until none is left. Each round takes every queued object, in
+    /// address order, and reads them in vectored batches of nearby ranges.
     pub fn drain<M: Memory + ?Sized>(&mut self, mem: &M) {
-        // (read range, objects in it as (address, length))
-        let mut runs: Vec<Run> = Vec::new();
+        let mut wave: Vec<ObjRef> = Vec::new();
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        let mut batch = Batch::default();
         while !self.pending.is_empty() || !self.pending_ranges.is_empty() {
-            runs.clear();
-            let mut objs: Vec<(u64, u64)> = self
-                .pending
-                .drain(..)
-                .map(|r| self.heap.object(r))
-                .chain(self.pending_ranges.drain(..))
-                .collect();
-            objs.sort_unstable();
-            for (addr, len) in objs {
+            self.stats.waves += 1;
+            self.stats.max_wave = self
+                .stats
+                .max_wave
+                .max((self.pending.len() + self.pending_ranges.len()) as u64);
+            // Objects marked while this round is scanned queue for the next one.
+            std::mem::swap(&mut wave, &mut self.pending);
+            std::mem::swap(&mut ranges, &mut self.pending_ranges);
+            wave.sort_unstable();
+            ranges.sort_unstable();
+            // Merge the two lists in (address, length) order.
+            let (mut i, mut j) = (0, 0);
+            loop {
+                let obj = wave.get(i).map(|&r| self.heap.object(r));
+                let range = ranges.get(j).copied();
+                let (addr, len) = match (obj, range) {
+                    (Some(o), Some(r)) if r < o => {
+                        j += 1;
+                        r
+                    }
+                    (Some(o), _) => {
+                        i += 1;
+                        o
+                    }
+                    (None, Some(r)) => {
+                        j += 1;
+                        r
+                    }
+                    (None, None) => break,
+                };
                 // Huge objects are scanned in pieces of at most BATCH_BYTES.
                 let mut a = addr;
                 let end = addr.saturating_add(len);
                 while a < end {
                     let piece = (end - a).min(BATCH_BYTES as u64);
-                    match runs.last_mut() {
-                        Some((start, rend, members))
-                            if a >= *rend
-                                && a - *rend <= COALESCE_GAP
-                                && a + piece - *start <= BATCH_BYTES as u64
-                                && self.heap.same_span(*start, a) =>
-                        {
-                            *rend = a + piece;
-                            members.push((a, piece));
+                    if !batch.extend(self.heap, a, piece) {
+                        if let Some(run) = batch.close() {
+                            if !batch.fits(&run) {
+                                self.scan_batch(mem, &mut batch);
+                            }
+                            batch.push(run);
                         }
-                        _ => runs.push((a, a + piece, vec![(a, piece)])),
+                        batch.open(a, piece);
                     }
                     a += piece;
                 }
             }
-            let mut i = 0;
-            while i < runs.len() {
-                let mut total = 0usize;
-                let mut j = i;
-                while j < runs.len()
-                    && (j == i
-                        || (total + (runs[j].1 - runs[j].0) as usize <= BATCH_BYTES
-                            && j - i < BATCH_REQS))
-                {
-                    total += (runs[j].1 - runs[j].0) as usize;
-                    j += 1;
+            if let Some(run) = batch.close() {
+                if !batch.fits(&run) {
+                    self.scan_batch(mem, &mut batch);
                 }
-                self.scan_runs(mem, &runs[i..j], total);
-                i = j;
+                batch.push(run);
             }
+            if !batch.runs.is_empty() {
+                self.scan_batch(mem, &mut batch);
+            }
+            wave.clear();
+            ranges.clear();
         }
     }
 
-    fn scan_runs<M: Memory + ?Sized>(&mut self, mem: &M, runs: &[Run], total: usize) {
+    /// Reads the ranges of `batch` in one vectored read, scans their objects, and empties it.
+    fn scan_batch<M: Memory + ?Sized>(&mut self, mem: &M, batch: &mut Batch) {
+        let total = batch.total;
         self.reqs.clear();
-        self.reqs.extend(runs.iter().map(|r| ReadReq {
-            addr: r.0,
-            len: (r.1 - r.0) as usize,
+        self.reqs.extend(batch.runs.iter().map(|r| ReadReq {
+            addr: r.start,
+            len: (r.end - r.start) as usize,
         }));
         let mut buf = std::mem::take(&mut self.buf);
         if buf.len() < total {
             buf.resize(total, 0);
         }
         let mut ok = std::mem::take(&mut self.ok);
+        let mut cand = std::mem::take(&mut self.cand);
+        let t = std::time::Instant::now();
         mem.read_batch(&self.reqs, &mut buf[..total], &mut ok);
-        self.prefetch_maps(mem, runs, &buf, &ok);
+        let t2 = std::time::Instant::now();
+        self.prefetch_maps(mem, batch, &buf, &ok);
+        self.stats.read += t2 - t;
+        self.stats.maps += t2.elapsed();
+        self.stats.batches += 1;
+        self.stats.ranges += batch.runs.len() as u64;
+        self.stats.bytes_read += total as u64;
         let mut at = 0usize;
-        for (k, (start, end, members)) in runs.iter().enumerate() {
-            let len = (end - start) as usize;
+        for (k, run) in batch.runs.iter().enumerate() {
+            let len = (run.end - run.start) as usize;
             if !ok.get(k).copied().unwrap_or(false) {
                 self.unreadable += len as u64;
                 at += len;
                 continue;
             }
-            for &(a, n) in members {
-                let off = at + (a - start) as usize;
+            for m in run.members.clone() {
+                let (a, n) = batch.members[m];
+                let off = at + (a - run.start) as usize;
                 self.bytes_scanned += n;
                 let bytes = &buf[off..off + n as usize];
-                let words = bytes.chunks_exact(8).enumerate().map(|(i, w)| {
-                    (
-                        a + 8 * i as u64,
-                        u64::from_le_bytes(w.try_into().expect("8 bytes")),
-                    )
-                });
-                match self.source(a, bytes) {
-                    Source::None => {}
-                    Source::All => {
-                        self.maps.conservative += 1;
-                        for (at, v) in words {
-                            self.consider(at, v);
-                        }
-                    }
-                    Source::Bits { key, first } => {
-                        self.maps.precise += 1;
-                        for (i, (at, v)) in words.enumerate() {
-                            if self.maps.bit(key, first + i as u64) {
-                                self.consider(at, v);
-                            }
-                        }
-                    }
-                    Source::Typed { ty, data } => {
-                        self.maps.precise += 1;
-                        for (at, v) in words {
-                            if at >= data && self.maps.typed_bit(ty, at - data) {
-                                self.consider(at, v);
-                            }
-                        }
-                    }
+                // The piece's pointer words that point into the heap, found with the piece's
+                // metadata looked up once, then marked.
+                cand.clear();
+                self.maps
+                    .candidates(batch.sources[m], a, bytes, self.heap, &mut cand);
+                for &(at, v) in &cand {
+                    self.consider(at, v);
                 }
             }
             at += len;
         }
         self.buf = buf;
         self.ok = ok;
+        self.cand = cand;
+        batch.clear();
+    }
+}
+
+/// One range read in a single request: `[start, end)` and its objects (`members` of the batch).
+#[derive(Debug, Clone)]
+struct Run {
+    start: u64,
+    end: u64,
+    members: std::ops::Range<usize>,
+}
+
+/// The ranges of one vectored read, built in address order: nearby pieces of one span share a
+/// range; a batch holds at most [`BATCH_BYTES`] and [`BATCH_REQS`] ranges.
+#[derive(Debug, Default)]
+struct Batch {
+    runs: Vec<Run>,
+    /// The pieces scanned: (address, length).
+    members: Vec<(u64, u64)>,
+    /// Where each member's pointer words are described (filled after the read).
+    sources: Vec<Source>,
+    /// Bytes of `runs`.
+    total: usize,
+    /// The range being built: its start, end, and its pieces.
+    open: Option<(u64, u64)>,
+    open_members: Vec<(u64, u64)>,
+}
+
+impl Batch {
+    /// Adds the piece at `a` to the open range if it is near enough; `false` if it is not.
+    fn extend(&mut self, heap: &Heap, a: u64, piece: u64) -> bool {
+        match &mut self.open {
+            Some((start, rend))
+                if a >= *rend
+                    && a - *rend <= COALESCE_GAP
+                    && a + piece - *start <= BATCH_BYTES as u64
+                    && heap.same_span(*start, a) =>
+            {
+                *rend = a + piece;
+                self.open_members.push((a, piece));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Starts a range with the piece at `a`.
+    fn open(&mut self, a: u64, piece: u64) {
+        self.open = Some((a, a + piece));
+        self.open_members.clear();
+        self.open_members.push((a, piece));
+    }
+
+    /// Ends the open range: (start, end), its pieces in `open_members`.
+    fn close(&mut self) -> Option<(u64, u64)> {
+        self.open.take()
+    }
+
+    /// Whether the range `run` can join this batch.
+    fn fits(&self, run: &(u64, u64)) -> bool {
+        self.runs.is_empty()
+            || (self.total + (run.1 - run.0) as usize <= BATCH_BYTES
+                && self.runs.len() < BATCH_REQS)
+    }
+
+    /// Adds the closed range `run` with the pieces in `open_members`.
+    fn push(&mut self, run: (u64, u64)) {
+        let first = self.members.len();
+        self.members.append(&mut self.open_members);
+        self.runs.push(Run {
+            start: run.0,
+            end: run.1,
+            members: first..self.members.len(),
+        });
+        self.total += (run.1 - run.0) as usize;
+    }
+
+    fn clear(&mut self) {
+        self.runs.clear();
+        self.members.clear();
+        self.sources.clear();
+        self.total = 0;
     }
 }
 
 /// Which words of a piece of an object may hold pointers.
+#[derive(Debug, Clone, Copy)]
 enum Source {
     /// None (a header-less object whose type has no pointers, a nil large type).
     None,
@@ -756,10 +1033,16 @@ struct TypeInfo {
     mask: Vec<u8>,
 }
 
+/// A bitmap read for the mark: `None` when it could not be read.
+type Bitmap = Option<Box<[u8]>>;
+
 /// The runtime's pointer metadata read so far, cached for the mark.
 #[derive(Debug, Default)]
 struct PtrMaps {
-    bitmaps: FxHashMap<MapKey, Option<Vec<u8>>>,
+    /// Per span: its trailing heap bits, once read.
+    span_bits: Vec<Option<Bitmap>>,
+    /// Per arena: its bitmap (Go 1.21), once read.
+    arena_bits: FxHashMap<u64, Bitmap>,
     types: FxHashMap<u64, Option<TypeInfo>>,
     /// Object pieces scanned with the runtime's metadata.
     precise: u64,
@@ -772,26 +1055,131 @@ struct PtrMaps {
 const MAX_TYPE_MASK: u64 = 16 << 20;
 
 impl PtrMaps {
-    fn bit(&self, key: MapKey, i: u64) -> bool {
-        match self.bitmaps.get(&key) {
-            Some(Some(b)) => b
-                .get((i / 8) as usize)
-                .is_none_or(|x| x >> (i % 8) & 1 != 0),
-            // Unreadable: treat every word as a pointer.
-            _ => true,
+    fn new(spans: usize) -> Self {
+        PtrMaps {
+            span_bits: vec![None; spans],
+            ..PtrMaps::default()
         }
     }
 
-    fn typed_bit(&self, ty: u64, off: u64) -> bool {
-        match self.types.get(&ty) {
-            Some(Some(t)) => {
-                let w = (off % t.size.max(8)) / 8;
-                w < t.ptr_words
-                    && t.mask
-                        .get((w / 8) as usize)
-                        .is_some_and(|x| x >> (w % 8) & 1 != 0)
+    /// The cached bitmap `key`: `None` when not read yet.
+    fn bitmap(&self, key: MapKey) -> Option<&Bitmap> {
+        match key {
+            MapKey::Span(s) => self.span_bits.get(s as usize)?.as_ref(),
+            MapKey::Arena(a) => self.arena_bits.get(&a),
+        }
+    }
+
+    fn set_bitmap(&mut self, key: MapKey, bits: Bitmap) {
+        match key {
+            MapKey::Span(s) => {
+                if let Some(slot) = self.span_bits.get_mut(s as usize) {
+                    *slot = Some(bits);
+                }
             }
-            _ => true,
+            MapKey::Arena(a) => {
+                self.arena_bits.insert(a, bits);
+            }
+        }
+    }
+
+    /// Appends to `out` the words of the piece `bytes` (read at `a`) that `src` says may hold
+    /// pointers and whose values lie in the heap's range: (address, value).
+    fn candidates(
+        &mut self,
+        src: Source,
+        a: u64,
+        bytes: &[u8],
+        heap: &Heap,
+        out: &mut Vec<(u64, u64)>,
+    ) {
+        let (lo, hi) = (heap.lo, heap.hi);
+        let n = bytes.len() / 8;
+        let word =
+            |i: usize| u64::from_le_bytes(bytes[8 * i..8 * i + 8].try_into().expect("8 bytes"));
+        let mut push = |i: usize| {
+            let v = word(i);
+            if v >= lo && v < hi {
+                out.push((a + 8 * i as u64, v));
+            }
+        };
+        match src {
+            Source::None => {}
+            Source::All => {
+                self.conservative += 1;
+                (0..n).for_each(push);
+            }
+            Source::Bits { key, first } => {
+                self.precise += 1;
+                match self.bitmap(key) {
+                    Some(Some(b)) => {
+                        // Bit `first + i` for word `i`; words past the bitmap's end count as
+                        // pointers. Zero bytes are skipped whole.
+                        let mut i = 0usize;
+                        while i < n {
+                            let j = first + i as u64;
+                            let Some(&byte) = b.get((j / 8) as usize) else {
+                                (i..n).for_each(&mut push);
+                                break;
+                            };
+                            let rest = byte >> (j % 8);
+                            if rest == 0 {
+                                i += (8 - j % 8) as usize;
+                                continue;
+                            }
+                            if rest & 1 != 0 {
+                                push(i);
+                            }
+                            i += 1;
+                        }
+                    }
+                    // Unreadable: every word may be a pointer.
+                    _ => (0..n).for_each(push),
+                }
+            }
+            Source::Typed { ty, data } => {
+                self.precise += 1;
+                // Words before `data` (a malloc header) are never pointers.
+                let skip = if data > a {
+                    (data - a).div_ceil(8).min(n as u64) as usize
+                } else {
+                    0
+                };
+                match self.types.get(&ty) {
+                    Some(Some(t)) => {
+                        let size = t.size.max(8);
+                        let first = a + 8 * skip as u64;
+                        let is_ptr = |w: u64| {
+                            w < t.ptr_words
+                                && t.mask
+                                    .get((w / 8) as usize)
+                                    .is_some_and(|x| x >> (w % 8) & 1 != 0)
+                        };
+                        if size % 8 == 0 && first >= data && (first - data) % 8 == 0 {
+                            // Word `w` of the element, counted along without a division.
+                            let per = size / 8;
+                            let mut w = ((first - data) % size) / 8;
+                            for i in skip..n {
+                                if is_ptr(w) {
+                                    push(i);
+                                }
+                                w += 1;
+                                if w == per {
+                                    w = 0;
+                                }
+                            }
+                        } else {
+                            for i in skip..n {
+                                let at = a + 8 * i as u64;
+                                if at >= data && is_ptr(((at - data) % size) / 8) {
+                                    push(i);
+                                }
+                            }
+                        }
+                    }
+                    _ => (skip..n).for_each(push),
+                }
+            }
         }
     }
 }
@@ -859,23 +1247,29 @@ impl Marker<'_> {
     }
 
     /// Reads the bitmaps and types the pieces of `runs` need and the caches lack.
+    /// Fills `batch.sources` (for the ranges read: `ok`, bytes in `buf`).
     fn prefetch_maps<M: Memory + ?Sized>(
         &mut self,
         mem: &M,
-        runs: &[Run],
+        batch: &mut Batch,
         buf: &[u8],
         ok: &[bool],
     ) {
         let mut keys: Vec<MapKey> = Vec::new();
         let mut types: Vec<u64> = Vec::new();
         let mut at = 0usize;
-        for (k, (start, end, members)) in runs.iter().enumerate() {
-            let len = (end - start) as usize;
+        batch.sources.clear();
+        batch.sources.resize(batch.members.len(), Source::None);
+        for (k, run) in batch.runs.iter().enumerate() {
+            let len = (run.end - run.start) as usize;
             if ok.get(k).copied().unwrap_or(false) {
-                for &(a, n) in members {
-                    let off = at + (a - start) as usize;
-                    match self.source(a, &buf[off..off + n as usize]) {
-                        Source::Bits { key, .. } if !self.maps.bitmaps.contains_key(&key) => {
+                for m in run.members.clone() {
+                    let (a, n) = batch.members[m];
+                    let off = at + (a - run.start) as usize;
+                    let src = self.source(a, &buf[off..off + n as usize]);
+                    batch.sources[m] = src;
+                    match src {
+                        Source::Bits { key, .. } if self.maps.bitmap(key).is_none() => {
                             keys.push(key)
                         }
                         Source::Typed { ty, .. } if !self.maps.types.contains_key(&ty) => {
@@ -950,8 +1344,7 @@ impl Marker<'_> {
             for (i, r) in reqs[done..end].iter().enumerate() {
                 let good = r.len > 0 && okb.get(i).copied().unwrap_or(false);
                 self.maps
-                    .bitmaps
-                    .insert(keys[done + i], good.then(|| b[at..at + r.len].to_vec()));
+                    .set_bitmap(keys[done + i], good.then(|| b[at..at + r.len].into()));
                 at += r.len;
             }
             done = end;
@@ -1045,24 +1438,29 @@ mod tests {
             lo = lo.min(s.base);
             hi = hi.max(s.end);
         }
-        let mut arenas = FxHashMap::default();
-        arenas.insert(
+        let arenas = ArenaIndex::new(&[(
             0xc000000000u64.wrapping_sub(0xffff_8000_0000_0000) / arena_bytes,
             0,
-        );
-        Heap {
+        )]);
+        let mut heap = Heap {
             arena_bytes,
+            arena_shift: Some(26),
             arena_base_offset: 0xffff_8000_0000_0000,
             page_shift: 13,
             arenas,
-            pages: vec![pages],
+            arena_pages: pages.len(),
+            pages,
             spans,
+            hot: Vec::new(),
+            object_words: 0,
             lo,
             hi,
             span_bytes: 0,
             bits: None,
             arena_records: FxHashMap::default(),
-        }
+        };
+        heap.index_spans();
+        heap
     }
 
     #[test]
