@@ -21,7 +21,7 @@
 //! the running program, so without a pause the proof is taken twice, apart, and a goroutine is
 //! reported only when both marks found it leaked with its wait unchanged.
 
-use crate::stackscan::{scan_stack, ScanStats};
+use crate::stackscan::{scan_stack, PcCache, ScanStats};
 use crate::waits::{self, Blocking, WaitObj};
 use crate::{Extra, GRaw, Options, Program};
 use gostall_goruntime::layout::gstatus::state as gstatus_state;
@@ -117,18 +117,22 @@ struct PassOut {
 const MAX_STACK: u64 = 64 << 20;
 /// Goroutine stacks read per vectored batch.
 const STACK_BATCH: usize = 2048;
+/// Goroutines whose waits are read ahead together.
+const WAIT_BATCH: usize = 1024;
+/// Sudogs of a select's chain read ahead (later ones are read one by one).
+const SUDOG_ROUNDS: usize = 4;
 /// Largest module data or bss section scanned.
 const MAX_SECTION: u64 = 1 << 30;
 /// Most direct referrers kept per object.
 const MAX_REFERRERS: usize = 64;
 
-impl Program<'_> {
+impl<'p> Program<'p> {
     /// Takes the reachability proof over the goroutines `extra` read into `snap`.
     ///
     /// # Errors
     /// A sentence saying why no proof could be made (the heap's layout is not described, the
     /// heap could not be read); the caller notes it and reports without a proof.
-    pub fn prove<M: Memory + ?Sized>(
+    pub fn prove<M: Memory + Sync + ?Sized>(
         &self,
         mem: &M,
         snap: &Snapshot,
@@ -143,7 +147,7 @@ impl Program<'_> {
     ///
     /// # Errors
     /// As [`Program::prove`].
-    pub fn prove_with_roots<M: Memory + ?Sized>(
+    pub fn prove_with_roots<M: Memory + Sync + ?Sized>(
         &self,
         mem: &M,
         snap: &Snapshot,
@@ -294,7 +298,7 @@ impl Program<'_> {
     }
 
     /// One full mark over the goroutines `gs`.
-    fn pass<M: Memory + ?Sized>(
+    fn pass<M: Memory + Sync + ?Sized>(
         &self,
         mem: &M,
         gs: &[GIn],
@@ -326,44 +330,95 @@ impl Program<'_> {
         let modules = self.modules(mem, hl, &mut notes);
         let in_modules = |p: u64| modules.iter().any(|m| m.contains(p));
         let semas = waits::sema_waiters(self, mem);
-        // What each goroutine waits on.
+        // What each goroutine waits on: their sudogs (and the tops of the stacks of Cond
+        // waiters) read ahead in vectored reads, a chunk of goroutines at a time.
         let mut blocking: Vec<Blocking> = Vec::with_capacity(gs.len());
-        for gi in gs {
-            if gi.state == GoState::Dead {
-                blocking.push(Blocking::MayRun);
-                continue;
+        let su = &self.layout.sudog;
+        for chunk in gs.chunks(WAIT_BATCH) {
+            let blocked = |gi: &&GIn| gi.state != GoState::Dead && gi.reason.is_some();
+            let mut ahead = ReadAhead::new(mem);
+            let mut reqs: Vec<ReadReq> = chunk
+                .iter()
+                .filter(blocked)
+                .filter(|gi| gi.raw.waiting != 0)
+                .map(|gi| ReadReq {
+                    addr: gi.raw.waiting,
+                    len: su.size as usize,
+                })
+                .collect();
+            // Selects wait on a chain of sudogs.
+            for _ in 0..SUDOG_ROUNDS {
+                if reqs.is_empty() {
+                    break;
+                }
+                let first = ahead.ranges.len();
+                ahead.add(&reqs);
+                reqs = ahead.ranges[first..]
+                    .iter()
+                    .map(|&(_, _, off)| crate::u64_at(&ahead.buf[off..], su.waitlink))
+                    .filter(|&next| next != 0 && !ahead.covers(next, su.size))
+                    .map(|addr| ReadReq {
+                        addr,
+                        len: su.size as usize,
+                    })
+                    .collect();
             }
-            let b = match gi.reason {
-                None => Blocking::MayRun,
-                Some(WaitReason::CondWait) => {
+            let tops: Vec<ReadReq> = chunk
+                .iter()
+                .filter(blocked)
+                .filter(|gi| gi.reason == Some(WaitReason::CondWait))
+                .map(|gi| {
                     let (_, sp) = crate::unwind::start(&gi.raw);
-                    let mut top = vec![0u8; 4096.min(gi.raw.stack_hi.saturating_sub(sp)) as usize];
-                    if mem.read(sp, &mut top).is_err() {
-                        top.clear();
+                    ReadReq {
+                        addr: sp,
+                        len: 4096.min(gi.raw.stack_hi.saturating_sub(sp)) as usize,
                     }
-                    waits::blocking(
+                })
+                .collect();
+            let mut top_buf = vec![0u8; tops.iter().map(|r| r.len).sum()];
+            let mut top_ok = Vec::new();
+            mem.read_batch(&tops, &mut top_buf, &mut top_ok);
+            let (mut top_k, mut top_at) = (0usize, 0usize);
+            for gi in chunk {
+                if gi.state == GoState::Dead {
+                    blocking.push(Blocking::MayRun);
+                    continue;
+                }
+                let b = match gi.reason {
+                    None => Blocking::MayRun,
+                    Some(WaitReason::CondWait) => {
+                        let len = tops[top_k].len;
+                        let top: &[u8] = if top_ok.get(top_k).copied().unwrap_or(false) {
+                            &top_buf[top_at..top_at + len]
+                        } else {
+                            &[]
+                        };
+                        top_k += 1;
+                        top_at += len;
+                        waits::blocking(
+                            self,
+                            &ahead,
+                            &gi.raw,
+                            gi.reason,
+                            &semas,
+                            &|n| on_stack(gi, n),
+                            top,
+                            &|p| heap.contains(p) || in_modules(p),
+                        )
+                    }
+                    Some(_) => waits::blocking(
                         self,
-                        mem,
+                        &ahead,
                         &gi.raw,
                         gi.reason,
                         &semas,
                         &|n| on_stack(gi, n),
-                        &top,
-                        &|p| heap.contains(p) || in_modules(p),
-                    )
-                }
-                Some(_) => waits::blocking(
-                    self,
-                    mem,
-                    &gi.raw,
-                    gi.reason,
-                    &semas,
-                    &|n| on_stack(gi, n),
-                    &[],
-                    &|_| false,
-                ),
-            };
-            blocking.push(b);
+                        &[],
+                        &|_| false,
+                    ),
+                };
+                blocking.push(b);
+            }
         }
         let t_blocking = t0.elapsed();
         let mut marker = Marker::new(&heap);
@@ -471,6 +526,7 @@ impl Program<'_> {
         ));
         let t_roots = t0.elapsed();
         // Stacks of goroutines that may run, then the fixed point.
+        let mut pcs = PcCache::default();
         let mut direct: FxHashMap<ObjRef, Vec<u64>> = FxHashMap::default();
         let mut queue: Vec<usize> = roots;
         for i in woken {
@@ -482,6 +538,7 @@ impl Program<'_> {
             for chunk in queue.chunks(STACK_BATCH) {
                 self.scan_stacks(
                     mem,
+                    &mut pcs,
                     &mut marker,
                     true,
                     chunk.iter().map(|&i| &gs[i]),
@@ -515,6 +572,7 @@ impl Program<'_> {
         for chunk in left.chunks(STACK_BATCH) {
             self.scan_stacks(
                 mem,
+                &mut pcs,
                 &mut marker,
                 false,
                 chunk.iter().map(|&i| &gs[i]),
@@ -527,7 +585,7 @@ impl Program<'_> {
         if crate::timing() {
             let ms = marker.stats;
             eprintln!(
-                "proof pass: heap map {t_heap:?} ({} spans), waits {:?}, globals+finalizers {:?}, stacks and fixed point {:?} ({} stacks, {} MiB read in {:?}), blocked stacks {:?} ({} stacks, {} MiB in {:?}); mark: {} objects, {} MiB scanned, {} waves (largest {} objects), {} reads of {} ranges, {} MiB read in {:?}, bitmaps and types {:?}",
+                "proof pass: heap map {t_heap:?} ({} spans), waits {:?}, globals+finalizers {:?}, stacks and fixed point {:?} ({} stacks, {} MiB read in {:?}), blocked stacks {:?} ({} stacks, {} MiB in {:?}); mark: {} objects, {} MiB scanned, {} waves (largest {} objects), {} reads of {} ranges, {} MiB read in {:?}, bitmaps and types {:?}, scan {:?}, sort {:?}, drains {:?}",
                 heap.spans.len(),
                 t_blocking - t_heap,
                 t_roots - t_blocking,
@@ -548,6 +606,9 @@ impl Program<'_> {
                 ms.bytes_read >> 20,
                 ms.read,
                 ms.maps,
+                ms.scan,
+                ms.sort,
+                ms.drain,
             );
         }
         let mut refs: FxHashMap<u64, Vec<u64>> = FxHashMap::default();
@@ -640,6 +701,7 @@ impl Program<'_> {
     fn scan_stacks<'g, M: Memory + ?Sized>(
         &self,
         mem: &M,
+        pcs: &mut PcCache<'p>,
         marker: &mut Marker<'_>,
         mark: bool,
         gs: impl Iterator<Item = &'g GIn>,
@@ -689,18 +751,15 @@ impl Program<'_> {
             }
             let id = gi.id;
             let mut on_word = |at: u64, v: u64| {
-                if let Some(obj) = marker.watched_at(v) {
+                if let Some(obj) = marker.consider_watched(at, v, mark) {
                     let l = direct.entry(obj).or_default();
                     if l.len() < MAX_REFERRERS && l.last() != Some(&id) {
                         l.push(id);
                     }
                 }
-                if mark {
-                    marker.consider(at, v);
-                }
             };
             if precise {
-                scan_stack(self, pc, sp, bytes, rodata, stats, &mut on_word);
+                scan_stack(self, pcs, pc, sp, bytes, rodata, stats, &mut on_word);
             } else {
                 stats.conservative_frames += 1;
                 for (i, w) in bytes.chunks_exact(8).enumerate() {
@@ -935,4 +994,72 @@ fn graph(
         }
     }
     (objects, edges)
+}
+
+/// Memory with some ranges read ahead in vectored reads: a read inside one of them is served
+/// from that copy, any other from the target.
+struct ReadAhead<'m, M: ?Sized> {
+    mem: &'m M,
+    /// (start, end, offset in `buf`) of the ranges read, in the order read.
+    ranges: Vec<(u64, u64, usize)>,
+    /// Indices into `ranges`, sorted by start.
+    sorted: Vec<usize>,
+    buf: Vec<u8>,
+}
+
+impl<'m, M: Memory + ?Sized> ReadAhead<'m, M> {
+    fn new(mem: &'m M) -> Self {
+        ReadAhead {
+            mem,
+            ranges: Vec::new(),
+            sorted: Vec::new(),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Reads `reqs` in one vectored read and keeps those that were read.
+    fn add(&mut self, reqs: &[ReadReq]) {
+        let at = self.buf.len();
+        self.buf
+            .resize(at + reqs.iter().map(|r| r.len).sum::<usize>(), 0);
+        let mut ok = Vec::new();
+        self.mem.read_batch(reqs, &mut self.buf[at..], &mut ok);
+        let mut off = at;
+        for (k, r) in reqs.iter().enumerate() {
+            if ok.get(k).copied().unwrap_or(false) {
+                self.sorted.push(self.ranges.len());
+                self.ranges.push((r.addr, r.addr + r.len as u64, off));
+            }
+            off += r.len;
+        }
+        let ranges = &self.ranges;
+        self.sorted.sort_unstable_by_key(|&i| ranges[i].0);
+    }
+
+    /// The copy of `[addr, addr + len)`, if it lies in one range read.
+    fn find(&self, addr: u64, len: u64) -> Option<&[u8]> {
+        let i = self
+            .sorted
+            .partition_point(|&i| self.ranges[i].0 <= addr)
+            .checked_sub(1)?;
+        let (start, end, off) = self.ranges[self.sorted[i]];
+        let o = off + (addr - start) as usize;
+        (addr.checked_add(len)? <= end).then(|| &self.buf[o..o + len as usize])
+    }
+
+    fn covers(&self, addr: u64, len: u64) -> bool {
+        self.find(addr, len).is_some()
+    }
+}
+
+impl<M: Memory + ?Sized> Memory for ReadAhead<'_, M> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), gostall_target::MemError> {
+        match self.find(addr, buf.len() as u64) {
+            Some(b) => {
+                buf.copy_from_slice(b);
+                Ok(())
+            }
+            None => self.mem.read(addr, buf),
+        }
+    }
 }

@@ -362,6 +362,62 @@ impl Heap {
         self.object_words = word;
     }
 
+    /// Where the pointer words of the piece at `a` (bytes `bytes`) are described.
+    fn source(&self, a: u64, bytes: &[u8]) -> Source {
+        let heap = self;
+        let Some(s) = heap.span_of(a) else {
+            return Source::All;
+        };
+        let span = &heap.spans[s as usize];
+        match heap.bits {
+            Some(HeapBits::ArenaBitmap { .. }) => {
+                let off = a.wrapping_sub(heap.arena_base_offset);
+                let ai = off / heap.arena_bytes;
+                Source::Bits {
+                    key: MapKey::Arena(ai),
+                    first: (off % heap.arena_bytes) / 8,
+                }
+            }
+            Some(HeapBits::Headers { max_in_span, .. }) => {
+                if span.elemsize <= max_in_span && !span.large {
+                    if !span.bits_at_end {
+                        return Source::All;
+                    }
+                    return Source::Bits {
+                        key: MapKey::Span(s),
+                        first: (a - span.base) / 8,
+                    };
+                }
+                if span.large {
+                    if span.large_type == 0 {
+                        return Source::None;
+                    }
+                    return Source::Typed {
+                        ty: span.large_type,
+                        data: span.base,
+                    };
+                }
+                // A header: the object's first word names its type.
+                let base = span.base + (a - span.base) / span.elemsize * span.elemsize;
+                if base != a {
+                    return Source::All;
+                }
+                match bytes.get(..8) {
+                    Some(w) => {
+                        let ty = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+                        if ty == 0 {
+                            Source::All
+                        } else {
+                            Source::Typed { ty, data: a + 8 }
+                        }
+                    }
+                    None => Source::All,
+                }
+            }
+            _ => Source::All,
+        }
+    }
+
     /// Word and bit of object `r` in a bitmap over every object slot.
     #[inline]
     fn bit_of(&self, r: ObjRef) -> (usize, u64) {
@@ -528,6 +584,12 @@ pub struct MarkStats {
     pub read: std::time::Duration,
     /// Time spent reading pointer bitmaps and types.
     pub maps: std::time::Duration,
+    /// Time spent scanning what was read (on whichever thread).
+    pub scan: std::time::Duration,
+    /// Time spent sorting rounds.
+    pub sort: std::time::Duration,
+    /// Wall time of [`Marker::drain`].
+    pub drain: std::time::Duration,
 }
 
 /// Marks objects reachable from the roots it is given.
@@ -566,16 +628,31 @@ pub struct Marker<'h> {
     pub unreadable: u64,
     /// What the mark read, and how long that took.
     pub stats: MarkStats,
-    reqs: Vec<ReadReq>,
-    buf: Vec<u8>,
-    ok: Vec<bool>,
     /// The pointer words of the piece being scanned: (address, value).
     cand: Vec<(u64, u64)>,
+    /// Pointer values whose objects are marked, direct-mapped by a hash of the value (0: none;
+    /// 0 is never in the heap), so repeated pointers to one object skip its lookup.
+    seen: Vec<u64>,
     maps: PtrMaps,
+    /// Per thread draining: its reading state.
+    readers: Vec<Reader>,
+    /// Which bitmaps and types were read.
+    wanted: Wanted,
+    /// Batches read so far (their numbers order the scan).
+    batches: u64,
 }
 
 /// Objects of one span at most this far apart are read as one range.
 const COALESCE_GAP: u64 = 1024;
+
+/// log2 of the entries of the cache of pointer values whose objects are marked (512 KiB).
+const SEEN_BITS: u32 = 16;
+
+/// The slot of pointer value `v` in [`Marker`]'s cache of values whose objects are marked.
+#[inline]
+fn seen_slot(v: u64) -> usize {
+    (v.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SEEN_BITS)) as usize
+}
 
 /// Pages (4 KiB) told apart by the hidden words' filter: 128 KiB of bits.
 const HIDDEN_FILTER_BITS: u64 = 1 << 20;
@@ -605,11 +682,12 @@ impl<'h> Marker<'h> {
             bytes_scanned: 0,
             unreadable: 0,
             stats: MarkStats::default(),
-            reqs: Vec::new(),
-            buf: Vec::new(),
-            ok: Vec::new(),
             cand: Vec::new(),
+            seen: vec![0; 1 << SEEN_BITS],
             maps: PtrMaps::new(heap.spans.len()),
+            readers: Vec::new(),
+            wanted: Wanted::default(),
+            batches: 0,
         }
     }
 
@@ -704,6 +782,37 @@ impl<'h> Marker<'h> {
         self.watched.get(w).is_some_and(|x| x & bit != 0)
     }
 
+    /// [`Marker::watched_at`]`(v)` and, with `mark`, [`Marker::consider`]`(at, v)`, looking the
+    /// object up once.
+    #[inline]
+    pub fn consider_watched(&mut self, at: u64, v: u64, mark: bool) -> Option<ObjRef> {
+        if v < self.heap.lo || v >= self.heap.hi {
+            return None;
+        }
+        if self.n_watched == 0 {
+            if mark {
+                self.consider(at, v);
+            }
+            return None;
+        }
+        let r = self.heap.object_of(v);
+        let watched = r.filter(|&r| self.is_watched(r));
+        if mark {
+            let slot = seen_slot(v);
+            if self.seen[slot] != v && !self.is_hidden(at) {
+                if let Some(r) = r {
+                    if self.mark_ref(r) {
+                        if let Some(p) = &mut self.parents {
+                            p.insert(r, at);
+                        }
+                    }
+                    self.seen[slot] = v;
+                }
+            }
+        }
+        watched
+    }
+
     /// Watched objects marked since the last call.
     pub fn take_hits(&mut self) -> Vec<ObjRef> {
         std::mem::take(&mut self.hits)
@@ -786,28 +895,42 @@ impl<'h> Marker<'h> {
         if v < self.heap.lo || v >= self.heap.hi {
             return;
         }
+        // A value seen recently whose object was marked then: nothing to do (marks stay).
+        let slot = seen_slot(v);
+        if self.seen[slot] == v {
+            return;
+        }
         if self.is_hidden(at) {
             return;
         }
-        if self.parents.is_some() {
-            if let Some(r) = self.heap.object_of(v) {
-                if self.mark_ref(r) {
-                    if let Some(p) = &mut self.parents {
-                        p.insert(r, at);
-                    }
-                }
-            }
+        let Some(r) = self.heap.object_of(v) else {
             return;
+        };
+        if self.mark_ref(r) {
+            if let Some(p) = &mut self.parents {
+                p.insert(r, at);
+            }
         }
-        self.mark(v);
+        self.seen[slot] = v;
     }
 
     /// Scans queued objects until none is left. Each round takes every queued object, in
-    /// address order, and reads them in vectored batches of nearby ranges.
-    pub fn drain<M: Memory + ?Sized>(&mut self, mem: &M) {
+    /// address order, and reads them in vectored batches of nearby ranges. Large rounds are
+    /// read by two threads, each scanning what it read in turn: batches are scanned one at a
+    /// time in address order, so the mark and the order of [`Marker::take_hits`] are those of
+    /// one thread.
+    pub fn drain<M: Memory + Sync + ?Sized>(&mut self, mem: &M) {
+        let t0 = std::time::Instant::now();
+        let heap = self.heap;
+        let mut wanted = std::mem::take(&mut self.wanted);
+        if wanted.span_bits.len() != heap.spans.len() {
+            wanted.span_bits = vec![u64::MAX; heap.spans.len()];
+        }
+        let mut readers = std::mem::take(&mut self.readers);
+        readers.resize_with(2, Reader::default);
         let mut wave: Vec<ObjRef> = Vec::new();
         let mut ranges: Vec<(u64, u64)> = Vec::new();
-        let mut batch = Batch::default();
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
         while !self.pending.is_empty() || !self.pending_ranges.is_empty() {
             self.stats.waves += 1;
             self.stats.max_wave = self
@@ -817,86 +940,73 @@ impl<'h> Marker<'h> {
             // Objects marked while this round is scanned queue for the next one.
             std::mem::swap(&mut wave, &mut self.pending);
             std::mem::swap(&mut ranges, &mut self.pending_ranges);
+            let ts = std::time::Instant::now();
             wave.sort_unstable();
             ranges.sort_unstable();
-            // Merge the two lists in (address, length) order.
-            let (mut i, mut j) = (0, 0);
-            loop {
-                let obj = wave.get(i).map(|&r| self.heap.object(r));
-                let range = ranges.get(j).copied();
-                let (addr, len) = match (obj, range) {
-                    (Some(o), Some(r)) if r < o => {
-                        j += 1;
-                        r
-                    }
-                    (Some(o), _) => {
-                        i += 1;
-                        o
-                    }
-                    (None, Some(r)) => {
-                        j += 1;
-                        r
-                    }
-                    (None, None) => break,
+            self.stats.sort += ts.elapsed();
+            let first = self.batches;
+            let builder = std::sync::Mutex::new((Builder::new(heap, &wave, &ranges), first));
+            {
+                let wanted_lock = std::sync::Mutex::new(&mut wanted);
+                let turn = Turn {
+                    state: std::sync::Mutex::new((&mut *self, first, false)),
+                    cv: std::sync::Condvar::new(),
                 };
-                // Huge objects are scanned in pieces of at most BATCH_BYTES.
-                let mut a = addr;
-                let end = addr.saturating_add(len);
-                while a < end {
-                    let piece = (end - a).min(BATCH_BYTES as u64);
-                    if !batch.extend(self.heap, a, piece) {
-                        if let Some(run) = batch.close() {
-                            if !batch.fits(&run) {
-                                self.scan_batch(mem, &mut batch);
-                            }
-                            batch.push(run);
+                let shared = Shared {
+                    builder: &builder,
+                    wanted: &wanted_lock,
+                    turn: &turn,
+                };
+                let (r0, rest) = readers.split_first_mut().expect("two readers");
+                if threads < 2 || wave.len() + ranges.len() < PARALLEL_ROUND {
+                    shared.work(mem, heap, r0);
+                } else {
+                    let r1 = &mut rest[0];
+                    std::thread::scope(|sc| {
+                        let other = sc.spawn(|| shared.work(mem, heap, r1));
+                        shared.work(mem, heap, r0);
+                        if let Err(p) = other.join() {
+                            std::panic::resume_unwind(p);
                         }
-                        batch.open(a, piece);
-                    }
-                    a += piece;
+                    });
                 }
             }
-            if let Some(run) = batch.close() {
-                if !batch.fits(&run) {
-                    self.scan_batch(mem, &mut batch);
-                }
-                batch.push(run);
-            }
-            if !batch.runs.is_empty() {
-                self.scan_batch(mem, &mut batch);
-            }
+            let next = builder.into_inner().map_or(first, |(_, k)| k);
+            self.batches = next;
             wave.clear();
             ranges.clear();
         }
+        for r in &mut readers {
+            let rs = std::mem::take(&mut r.stats);
+            self.stats.read += rs.read;
+            self.stats.maps += rs.maps;
+            self.stats.batches += rs.batches;
+            self.stats.ranges += rs.ranges;
+            self.stats.bytes_read += rs.bytes_read;
+        }
+        self.readers = readers;
+        self.wanted = wanted;
+        self.stats.drain += t0.elapsed();
     }
 
-    /// Reads the ranges of `batch` in one vectored read, scans their objects, and empties it.
-    fn scan_batch<M: Memory + ?Sized>(&mut self, mem: &M, batch: &mut Batch) {
-        let total = batch.total;
-        self.reqs.clear();
-        self.reqs.extend(batch.runs.iter().map(|r| ReadReq {
-            addr: r.start,
-            len: (r.end - r.start) as usize,
-        }));
-        let mut buf = std::mem::take(&mut self.buf);
-        if buf.len() < total {
-            buf.resize(total, 0);
+    /// Scans the pieces of a chunk read by [`Reader::fill`].
+    fn scan_chunk(&mut self, c: &mut Chunk) {
+        let t0 = std::time::Instant::now();
+        // The first read of a bitmap or type counts (a later batch may have read it again).
+        for (key, bits) in c.bitmaps.drain(..) {
+            if self.maps.bitmap(key).is_none() {
+                self.maps.set_bitmap(key, bits);
+            }
         }
-        let mut ok = std::mem::take(&mut self.ok);
+        for (ty, info) in c.types.drain(..) {
+            self.maps.types.entry(ty).or_insert(info);
+        }
         let mut cand = std::mem::take(&mut self.cand);
-        let t = std::time::Instant::now();
-        mem.read_batch(&self.reqs, &mut buf[..total], &mut ok);
-        let t2 = std::time::Instant::now();
-        self.prefetch_maps(mem, batch, &buf, &ok);
-        self.stats.read += t2 - t;
-        self.stats.maps += t2.elapsed();
-        self.stats.batches += 1;
-        self.stats.ranges += batch.runs.len() as u64;
-        self.stats.bytes_read += total as u64;
+        let batch = &c.batch;
         let mut at = 0usize;
         for (k, run) in batch.runs.iter().enumerate() {
             let len = (run.end - run.start) as usize;
-            if !ok.get(k).copied().unwrap_or(false) {
+            if !c.ok.get(k).copied().unwrap_or(false) {
                 self.unreadable += len as u64;
                 at += len;
                 continue;
@@ -905,7 +1015,7 @@ impl<'h> Marker<'h> {
                 let (a, n) = batch.members[m];
                 let off = at + (a - run.start) as usize;
                 self.bytes_scanned += n;
-                let bytes = &buf[off..off + n as usize];
+                let bytes = &c.buf[off..off + n as usize];
                 // The piece's pointer words that point into the heap, found with the piece's
                 // metadata looked up once, then marked.
                 cand.clear();
@@ -917,10 +1027,390 @@ impl<'h> Marker<'h> {
             }
             at += len;
         }
-        self.buf = buf;
-        self.ok = ok;
         self.cand = cand;
-        batch.clear();
+        self.stats.scan += t0.elapsed();
+    }
+}
+
+/// Rounds with fewer objects are read and scanned on one thread.
+const PARALLEL_ROUND: usize = 2048;
+
+/// What the threads draining one round share.
+struct Shared<'s, 'h, 'w> {
+    /// The round's batches, handed out in address order, and the next batch's number.
+    builder: &'s std::sync::Mutex<(Builder<'w>, u64)>,
+    /// Which bitmaps and types some batch reads.
+    wanted: &'s std::sync::Mutex<&'w mut Wanted>,
+    /// Whose turn it is to scan.
+    turn: &'s Turn<'s, 'h>,
+}
+
+/// The mark, and the number of the batch to scan next; `true` once a thread failed.
+struct Turn<'s, 'h> {
+    state: std::sync::Mutex<(&'s mut Marker<'h>, u64, bool)>,
+    cv: std::sync::Condvar,
+}
+
+/// Stops the other thread's wait for its turn when a thread panics.
+struct AbortOnPanic<'a, 's, 'h>(&'a Turn<'s, 'h>);
+
+impl Drop for AbortOnPanic<'_, '_, '_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Ok(mut s) = self.0.state.lock() {
+                s.2 = true;
+            }
+            self.0.cv.notify_all();
+        }
+    }
+}
+
+impl Shared<'_, '_, '_> {
+    /// Takes batches until none is left: reads one, waits for its turn, scans it.
+    fn work<M: Memory + ?Sized>(&self, mem: &M, heap: &Heap, reader: &mut Reader) {
+        let _guard = AbortOnPanic(self.turn);
+        let mut c = std::mem::take(&mut reader.chunk);
+        loop {
+            let k = {
+                let Ok(mut b) = self.builder.lock() else {
+                    break;
+                };
+                let (builder, next) = &mut *b;
+                if !builder.next(&mut c.batch) {
+                    break;
+                }
+                *next += 1;
+                *next - 1
+            };
+            reader.fill(mem, heap, &mut c, k, self.wanted);
+            let Ok(mut s) = self.turn.state.lock() else {
+                break;
+            };
+            while s.1 != k && !s.2 {
+                s = match self.turn.cv.wait(s) {
+                    Ok(s) => s,
+                    Err(_) => return,
+                };
+            }
+            if s.2 {
+                break;
+            }
+            s.0.scan_chunk(&mut c);
+            s.1 += 1;
+            drop(s);
+            self.turn.cv.notify_all();
+        }
+        c.batch.clear();
+        reader.chunk = c;
+    }
+}
+
+/// Cuts a round (objects `wave` and ranges `ranges`, both sorted) into the batches of its
+/// vectored reads, in address order: nearby pieces of one span share a range, huge objects are
+/// cut into pieces of at most [`BATCH_BYTES`].
+struct Builder<'w> {
+    heap: &'w Heap,
+    wave: &'w [ObjRef],
+    ranges: &'w [(u64, u64)],
+    i: usize,
+    j: usize,
+    /// The object being cut into pieces: next piece's start, the object's end.
+    cur: Option<(u64, u64)>,
+    /// The range being built, and its pieces.
+    open: Option<(u64, u64)>,
+    open_members: Vec<(u64, u64)>,
+    /// A closed range the last batch had no room for, and its pieces: the next batch starts
+    /// with it.
+    carry: Option<(u64, u64)>,
+    carry_members: Vec<(u64, u64)>,
+}
+
+impl<'w> Builder<'w> {
+    fn new(heap: &'w Heap, wave: &'w [ObjRef], ranges: &'w [(u64, u64)]) -> Self {
+        Builder {
+            heap,
+            wave,
+            ranges,
+            i: 0,
+            j: 0,
+            cur: None,
+            open: None,
+            open_members: Vec::new(),
+            carry: None,
+            carry_members: Vec::new(),
+        }
+    }
+
+    /// The next piece to read, in (address, length) order of the objects and ranges.
+    fn next_piece(&mut self) -> Option<(u64, u64)> {
+        loop {
+            if let Some((a, end)) = self.cur {
+                let piece = (end - a).min(BATCH_BYTES as u64);
+                self.cur = (a + piece < end).then_some((a + piece, end));
+                return Some((a, piece));
+            }
+            let obj = self.wave.get(self.i).map(|&r| self.heap.object(r));
+            let range = self.ranges.get(self.j).copied();
+            let (addr, len) = match (obj, range) {
+                (Some(o), Some(r)) if r < o => {
+                    self.j += 1;
+                    r
+                }
+                (Some(o), _) => {
+                    self.i += 1;
+                    o
+                }
+                (None, Some(r)) => {
+                    self.j += 1;
+                    r
+                }
+                (None, None) => return None,
+            };
+            let end = addr.saturating_add(len);
+            if addr < end {
+                self.cur = Some((addr, end));
+            }
+        }
+    }
+
+    /// Fills `out` (emptied first) with the next batch; `false` when the round is done.
+    fn next(&mut self, out: &mut Batch) -> bool {
+        out.clear();
+        if let Some(run) = self.carry.take() {
+            out.push(run, &mut self.carry_members);
+        }
+        loop {
+            let Some((a, piece)) = self.next_piece() else {
+                if let Some(run) = self.open.take() {
+                    if out.fits(run) {
+                        out.push(run, &mut self.open_members);
+                    } else {
+                        self.carry = Some(run);
+                        std::mem::swap(&mut self.carry_members, &mut self.open_members);
+                    }
+                }
+                return !out.runs.is_empty();
+            };
+            if let Some((start, rend)) = &mut self.open {
+                if a >= *rend
+                    && a - *rend <= COALESCE_GAP
+                    && a + piece - *start <= BATCH_BYTES as u64
+                    && self.heap.same_span(*start, a)
+                {
+                    *rend = a + piece;
+                    self.open_members.push((a, piece));
+                    continue;
+                }
+            }
+            let full = match self.open.take() {
+                Some(run) if out.fits(run) => {
+                    out.push(run, &mut self.open_members);
+                    false
+                }
+                Some(run) => {
+                    self.carry = Some(run);
+                    std::mem::swap(&mut self.carry_members, &mut self.open_members);
+                    true
+                }
+                None => false,
+            };
+            self.open = Some((a, a + piece));
+            self.open_members.clear();
+            self.open_members.push((a, piece));
+            if full {
+                return true;
+            }
+        }
+    }
+}
+
+/// A batch read, with the pointer metadata its pieces need that no earlier batch read.
+#[derive(Debug, Default)]
+struct Chunk {
+    batch: Batch,
+    buf: Vec<u8>,
+    ok: Vec<bool>,
+    bitmaps: Vec<(MapKey, Bitmap)>,
+    types: Vec<(u64, Option<TypeInfo>)>,
+}
+
+/// Which bitmaps and types are read, by which batch (the lowest number wins: batches are
+/// scanned in order, so a batch can rely on what an earlier one reads).
+#[derive(Debug, Default)]
+struct Wanted {
+    /// Per span: the batch that reads its bitmap (`u64::MAX`: none).
+    span_bits: Vec<u64>,
+    arena_bits: FxHashMap<u64, u64>,
+    types: FxHashMap<u64, u64>,
+}
+
+impl Wanted {
+    /// Whether batch `k` must read bitmap `key` itself (then it is noted as the reader).
+    fn bitmap(&mut self, key: MapKey, k: u64) -> bool {
+        let slot = match key {
+            MapKey::Span(s) => match self.span_bits.get_mut(s as usize) {
+                Some(slot) => slot,
+                None => return false,
+            },
+            MapKey::Arena(a) => self.arena_bits.entry(a).or_insert(u64::MAX),
+        };
+        if *slot <= k {
+            return false;
+        }
+        *slot = k;
+        true
+    }
+
+    /// Whether batch `k` must read type `ty` itself.
+    fn ty(&mut self, ty: u64, k: u64) -> bool {
+        let slot = self.types.entry(ty).or_insert(u64::MAX);
+        if *slot <= k {
+            return false;
+        }
+        *slot = k;
+        true
+    }
+}
+
+/// One thread's reading side of the mark.
+#[derive(Debug, Default)]
+struct Reader {
+    reqs: Vec<ReadReq>,
+    chunk: Chunk,
+    keys: Vec<MapKey>,
+    types: Vec<u64>,
+    stats: MarkStats,
+}
+
+impl Reader {
+    /// Reads the ranges of `c.batch` (batch number `k`), finds where each piece's pointer words
+    /// are described, and reads the bitmaps and types no earlier batch reads.
+    fn fill<M: Memory + ?Sized>(
+        &mut self,
+        mem: &M,
+        heap: &Heap,
+        c: &mut Chunk,
+        k: u64,
+        wanted: &std::sync::Mutex<&mut Wanted>,
+    ) {
+        let t = std::time::Instant::now();
+        let batch = &mut c.batch;
+        let total = batch.total;
+        self.reqs.clear();
+        self.reqs.extend(batch.runs.iter().map(|r| ReadReq {
+            addr: r.start,
+            len: (r.end - r.start) as usize,
+        }));
+        if c.buf.len() < total {
+            c.buf.resize(total, 0);
+        }
+        mem.read_batch(&self.reqs, &mut c.buf[..total], &mut c.ok);
+        let t2 = std::time::Instant::now();
+        self.stats.read += t2 - t;
+        self.stats.batches += 1;
+        self.stats.ranges += batch.runs.len() as u64;
+        self.stats.bytes_read += total as u64;
+        let (keys, types) = (&mut self.keys, &mut self.types);
+        keys.clear();
+        types.clear();
+        let mut at = 0usize;
+        batch.sources.clear();
+        batch.sources.resize(batch.members.len(), Source::None);
+        for (i, run) in batch.runs.iter().enumerate() {
+            let len = (run.end - run.start) as usize;
+            if c.ok.get(i).copied().unwrap_or(false) {
+                for m in run.members.clone() {
+                    let (a, n) = batch.members[m];
+                    let off = at + (a - run.start) as usize;
+                    let src = heap.source(a, &c.buf[off..off + n as usize]);
+                    batch.sources[m] = src;
+                    match src {
+                        Source::Bits { key, .. } => keys.push(key),
+                        Source::Typed { ty, .. } => types.push(ty),
+                        _ => {}
+                    }
+                }
+            }
+            at += len;
+        }
+        keys.sort_unstable_by_key(|k| match k {
+            MapKey::Span(s) => (0, u64::from(*s)),
+            MapKey::Arena(a) => (1, *a),
+        });
+        keys.dedup();
+        types.sort_unstable();
+        types.dedup();
+        if let Ok(mut w) = wanted.lock() {
+            keys.retain(|&key| w.bitmap(key, k));
+            types.retain(|&ty| w.ty(ty, k));
+        }
+        // Bitmaps: a span's trailing heap bits, or an arena's bitmap.
+        let mut reqs = Vec::with_capacity(keys.len());
+        for key in keys.iter() {
+            let req = match (*key, heap.bits) {
+                (
+                    MapKey::Span(s),
+                    Some(HeapBits::Headers {
+                        inline_mark_bits, ..
+                    }),
+                ) => {
+                    let span = &heap.spans[s as usize];
+                    let size = span.end - span.base;
+                    let bits = size / 64;
+                    let marks = if span.elemsize >= 16 {
+                        inline_mark_bits
+                    } else {
+                        0
+                    };
+                    ReadReq {
+                        addr: span.end - bits - marks,
+                        len: bits as usize,
+                    }
+                }
+                (MapKey::Arena(ai), Some(HeapBits::ArenaBitmap { bitmap })) => {
+                    match heap.arena_records.get(&ai) {
+                        Some(&rec) => ReadReq {
+                            addr: rec + bitmap,
+                            len: (heap.arena_bytes / 64) as usize,
+                        },
+                        None => ReadReq { addr: 0, len: 0 },
+                    }
+                }
+                _ => ReadReq { addr: 0, len: 0 },
+            };
+            reqs.push(req);
+        }
+        let mut done = 0;
+        while done < reqs.len() {
+            // Batches of at most BATCH_BYTES (an arena bitmap is 1 MiB).
+            let mut end = done;
+            let mut total = 0usize;
+            while end < reqs.len()
+                && (end == done || total + reqs[end].len <= BATCH_BYTES)
+                && end - done < BATCH_REQS
+            {
+                total += reqs[end].len;
+                end += 1;
+            }
+            let mut b = vec![0u8; total];
+            let mut okb = Vec::new();
+            mem.read_batch(&reqs[done..end], &mut b, &mut okb);
+            let mut at = 0usize;
+            for (i, r) in reqs[done..end].iter().enumerate() {
+                let good = r.len > 0 && okb.get(i).copied().unwrap_or(false);
+                c.bitmaps
+                    .push((keys[done + i], good.then(|| b[at..at + r.len].into())));
+                at += r.len;
+            }
+            done = end;
+        }
+        // Types: their headers, then their masks.
+        if let Some(HeapBits::Headers { ty: tl, .. }) = heap.bits {
+            for &ty in types.iter() {
+                c.types.push((ty, read_type(mem, &tl, ty)));
+            }
+        }
+        self.stats.maps += t2.elapsed();
     }
 }
 
@@ -932,8 +1422,8 @@ struct Run {
     members: std::ops::Range<usize>,
 }
 
-/// The ranges of one vectored read, built in address order: nearby pieces of one span share a
-/// range; a batch holds at most [`BATCH_BYTES`] and [`BATCH_REQS`] ranges.
+/// The ranges of one vectored read, in address order; at most [`BATCH_BYTES`] and
+/// [`BATCH_REQS`] ranges.
 #[derive(Debug, Default)]
 struct Batch {
     runs: Vec<Run>,
@@ -943,52 +1433,20 @@ struct Batch {
     sources: Vec<Source>,
     /// Bytes of `runs`.
     total: usize,
-    /// The range being built: its start, end, and its pieces.
-    open: Option<(u64, u64)>,
-    open_members: Vec<(u64, u64)>,
 }
 
 impl Batch {
-    /// Adds the piece at `a` to the open range if it is near enough; `false` if it is not.
-    fn extend(&mut self, heap: &Heap, a: u64, piece: u64) -> bool {
-        match &mut self.open {
-            Some((start, rend))
-                if a >= *rend
-                    && a - *rend <= COALESCE_GAP
-                    && a + piece - *start <= BATCH_BYTES as u64
-                    && heap.same_span(*start, a) =>
-            {
-                *rend = a + piece;
-                self.open_members.push((a, piece));
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Starts a range with the piece at `a`.
-    fn open(&mut self, a: u64, piece: u64) {
-        self.open = Some((a, a + piece));
-        self.open_members.clear();
-        self.open_members.push((a, piece));
-    }
-
-    /// Ends the open range: (start, end), its pieces in `open_members`.
-    fn close(&mut self) -> Option<(u64, u64)> {
-        self.open.take()
-    }
-
     /// Whether the range `run` can join this batch.
-    fn fits(&self, run: &(u64, u64)) -> bool {
+    fn fits(&self, run: (u64, u64)) -> bool {
         self.runs.is_empty()
             || (self.total + (run.1 - run.0) as usize <= BATCH_BYTES
                 && self.runs.len() < BATCH_REQS)
     }
 
-    /// Adds the closed range `run` with the pieces in `open_members`.
-    fn push(&mut self, run: (u64, u64)) {
+    /// Adds the range `run` with its pieces `members` (taken).
+    fn push(&mut self, run: (u64, u64), members: &mut Vec<(u64, u64)>) {
         let first = self.members.len();
-        self.members.append(&mut self.open_members);
+        self.members.append(members);
         self.runs.push(Run {
             start: run.0,
             end: run.1,
@@ -1188,175 +1646,6 @@ impl Marker<'_> {
     /// Objects scanned with the runtime's own pointer metadata, and conservatively.
     pub fn scan_counts(&self) -> (u64, u64) {
         (self.maps.precise, self.maps.conservative)
-    }
-
-    /// Where the pointer words of the piece at `a` (bytes `bytes`) are described.
-    fn source(&self, a: u64, bytes: &[u8]) -> Source {
-        let heap = self.heap;
-        let Some(s) = heap.span_of(a) else {
-            return Source::All;
-        };
-        let span = &heap.spans[s as usize];
-        match heap.bits {
-            Some(HeapBits::ArenaBitmap { .. }) => {
-                let off = a.wrapping_sub(heap.arena_base_offset);
-                let ai = off / heap.arena_bytes;
-                Source::Bits {
-                    key: MapKey::Arena(ai),
-                    first: (off % heap.arena_bytes) / 8,
-                }
-            }
-            Some(HeapBits::Headers { max_in_span, .. }) => {
-                if span.elemsize <= max_in_span && !span.large {
-                    if !span.bits_at_end {
-                        return Source::All;
-                    }
-                    return Source::Bits {
-                        key: MapKey::Span(s),
-                        first: (a - span.base) / 8,
-                    };
-                }
-                if span.large {
-                    if span.large_type == 0 {
-                        return Source::None;
-                    }
-                    return Source::Typed {
-                        ty: span.large_type,
-                        data: span.base,
-                    };
-                }
-                // A header: the object's first word names its type.
-                let base = span.base + (a - span.base) / span.elemsize * span.elemsize;
-                if base != a {
-                    return Source::All;
-                }
-                match bytes.get(..8) {
-                    Some(w) => {
-                        let ty = u64::from_le_bytes(w.try_into().expect("8 bytes"));
-                        if ty == 0 {
-                            Source::All
-                        } else {
-                            Source::Typed { ty, data: a + 8 }
-                        }
-                    }
-                    None => Source::All,
-                }
-            }
-            _ => Source::All,
-        }
-    }
-
-    /// Reads the bitmaps and types the pieces of `runs` need and the caches lack.
-    /// Fills `batch.sources` (for the ranges read: `ok`, bytes in `buf`).
-    fn prefetch_maps<M: Memory + ?Sized>(
-        &mut self,
-        mem: &M,
-        batch: &mut Batch,
-        buf: &[u8],
-        ok: &[bool],
-    ) {
-        let mut keys: Vec<MapKey> = Vec::new();
-        let mut types: Vec<u64> = Vec::new();
-        let mut at = 0usize;
-        batch.sources.clear();
-        batch.sources.resize(batch.members.len(), Source::None);
-        for (k, run) in batch.runs.iter().enumerate() {
-            let len = (run.end - run.start) as usize;
-            if ok.get(k).copied().unwrap_or(false) {
-                for m in run.members.clone() {
-                    let (a, n) = batch.members[m];
-                    let off = at + (a - run.start) as usize;
-                    let src = self.source(a, &buf[off..off + n as usize]);
-                    batch.sources[m] = src;
-                    match src {
-                        Source::Bits { key, .. } if self.maps.bitmap(key).is_none() => {
-                            keys.push(key)
-                        }
-                        Source::Typed { ty, .. } if !self.maps.types.contains_key(&ty) => {
-                            types.push(ty)
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            at += len;
-        }
-        keys.sort_unstable_by_key(|k| match k {
-            MapKey::Span(s) => (0, u64::from(*s)),
-            MapKey::Arena(a) => (1, *a),
-        });
-        keys.dedup();
-        types.sort_unstable();
-        types.dedup();
-        let heap = self.heap;
-        // Bitmaps: a span's trailing heap bits, or an arena's bitmap.
-        let mut reqs = Vec::with_capacity(keys.len());
-        for key in &keys {
-            let req = match (*key, heap.bits) {
-                (
-                    MapKey::Span(s),
-                    Some(HeapBits::Headers {
-                        inline_mark_bits, ..
-                    }),
-                ) => {
-                    let span = &heap.spans[s as usize];
-                    let size = span.end - span.base;
-                    let bits = size / 64;
-                    let marks = if span.elemsize >= 16 {
-                        inline_mark_bits
-                    } else {
-                        0
-                    };
-                    ReadReq {
-                        addr: span.end - bits - marks,
-                        len: bits as usize,
-                    }
-                }
-                (MapKey::Arena(ai), Some(HeapBits::ArenaBitmap { bitmap })) => {
-                    match heap.arena_records.get(&ai) {
-                        Some(&rec) => ReadReq {
-                            addr: rec + bitmap,
-                            len: (heap.arena_bytes / 64) as usize,
-                        },
-                        None => ReadReq { addr: 0, len: 0 },
-                    }
-                }
-                _ => ReadReq { addr: 0, len: 0 },
-            };
-            reqs.push(req);
-        }
-        let mut done = 0;
-        while done < reqs.len() {
-            // Batches of at most BATCH_BYTES (an arena bitmap is 1 MiB).
-            let mut end = done;
-            let mut total = 0usize;
-            while end < reqs.len()
-                && (end == done || total + reqs[end].len <= BATCH_BYTES)
-                && end - done < BATCH_REQS
-            {
-                total += reqs[end].len;
-                end += 1;
-            }
-            let mut b = vec![0u8; total];
-            let mut okb = Vec::new();
-            mem.read_batch(&reqs[done..end], &mut b, &mut okb);
-            let mut at = 0usize;
-            for (i, r) in reqs[done..end].iter().enumerate() {
-                let good = r.len > 0 && okb.get(i).copied().unwrap_or(false);
-                self.maps
-                    .set_bitmap(keys[done + i], good.then(|| b[at..at + r.len].into()));
-                at += r.len;
-            }
-            done = end;
-        }
-        // Types: their headers, then their masks.
-        let Some(HeapBits::Headers { ty: tl, .. }) = heap.bits else {
-            return;
-        };
-        for ty in types {
-            let info = read_type(mem, &tl, ty);
-            self.maps.types.insert(ty, info);
-        }
     }
 }
 
