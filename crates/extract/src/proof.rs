@@ -76,11 +76,12 @@ impl Proof {
     }
 }
 
-/// One goroutine as a pass sees it.
-#[derive(Clone)]
-struct GIn {
+/// One goroutine as a pass sees it (its raw fields where they were read: 200k goroutines are
+/// not copied for each pass).
+#[derive(Clone, Copy)]
+struct GIn<'r> {
     id: u64,
-    raw: GRaw,
+    raw: &'r GRaw,
     state: GoState,
     /// Normalised wait reason; `None` for goroutines that may run.
     reason: Option<WaitReason>,
@@ -166,7 +167,7 @@ impl<'p> Program<'p> {
                 let blocked = g.state == GoState::Waiting;
                 Some(GIn {
                     id: g.id,
-                    raw: *raw,
+                    raw,
                     state: g.state,
                     reason: if blocked { g.wait_reason } else { None },
                     snap_index: Some(i),
@@ -181,52 +182,59 @@ impl<'p> Program<'p> {
                     .any(|&f| t.str(t.frame(f).function) == name)
             })
         };
-        let p1 = self.pass(mem, &first, &on_stack, roots)?;
+        let mut p1 = self.pass(mem, &first, &on_stack, roots, None)?;
         let mut passes = 1;
-        let mut verdicts = p1.verdicts.clone();
+        let mut verdicts = std::mem::take(&mut p1.verdicts);
         let mut disagreed = 0u32;
         let mut notes = p1.notes.clone();
-        let any_leak = p1.verdicts.values().any(|v| v.leaked);
+        let any_leak = verdicts.values().any(|v| v.leaked);
+        // Later marks only confirm these: their other outputs are not used.
+        let candidates: FxHashSet<u64> = verdicts
+            .iter()
+            .filter(|(_, v)| v.leaked)
+            .map(|(&id, _)| id)
+            .collect();
         if any_leak && !opts.paused && opts.passes >= 2 {
             for _ in 1..opts.passes {
                 std::thread::sleep(opts.interval);
                 let headers = self
                     .read_headers(mem, &Options::default())
                     .map_err(|e| format!("the goroutines could not be read again: {e}"))?;
-                let by_addr: FxHashMap<u64, &GRaw> =
-                    headers.raws.iter().map(|r| (r.addr, r)).collect();
                 let mut next: Vec<GIn> = Vec::with_capacity(headers.raws.len());
-                let mut known = FxHashSet::default();
-                for gi in &first {
-                    let Some(now) = by_addr.get(&gi.raw.addr) else {
-                        continue;
-                    };
-                    known.insert(gi.raw.addr);
-                    let (state, _) = gstatus_state(now.status);
-                    next.push(if same_wait(&gi.raw, now) {
-                        gi.clone()
-                    } else {
-                        GIn {
-                            id: now.goid,
-                            raw: **now,
-                            state,
-                            reason: None,
-                            snap_index: None,
-                        }
-                    });
-                }
-                for r in &headers.raws {
-                    if !known.contains(&r.addr) {
-                        next.push(GIn {
-                            id: r.goid,
-                            raw: *r,
-                            state: gstatus_state(r.status).0,
-                            reason: None,
-                            snap_index: None,
+                {
+                    let mut by_addr: FxHashMap<u64, (&GRaw, bool)> =
+                        headers.raws.iter().map(|r| (r.addr, (r, false))).collect();
+                    for gi in &first {
+                        let Some((now, known)) = by_addr.get_mut(&gi.raw.addr) else {
+                            continue;
+                        };
+                        *known = true;
+                        let (state, _) = gstatus_state(now.status);
+                        next.push(if same_wait(gi.raw, now) {
+                            *gi
+                        } else {
+                            GIn {
+                                id: now.goid,
+                                raw: now,
+                                state,
+                                reason: None,
+                                snap_index: None,
+                            }
                         });
                     }
+                    for r in &headers.raws {
+                        if by_addr.get(&r.addr).is_some_and(|&(_, known)| !known) {
+                            next.push(GIn {
+                                id: r.goid,
+                                raw: r,
+                                state: gstatus_state(r.status).0,
+                                reason: None,
+                                snap_index: None,
+                            });
+                        }
+                    }
                 }
-                let p = self.pass(mem, &next, &on_stack, &[])?;
+                let p = self.pass(mem, &next, &on_stack, &[], Some(&candidates))?;
                 passes += 1;
                 for (id, v) in verdicts.iter_mut() {
                     if v.leaked {
@@ -298,13 +306,19 @@ impl<'p> Program<'p> {
     }
 
     /// One full mark over the goroutines `gs`.
+    ///
+    /// With `only`, a mark that confirms: verdicts are made for those goroutines alone, and the
+    /// objects' homes and referrers are not collected.
     fn pass<M: Memory + Sync + ?Sized>(
         &self,
         mem: &M,
         gs: &[GIn],
         on_stack: &dyn Fn(&GIn, &str) -> bool,
         extra_roots: &[u64],
+        only: Option<&FxHashSet<u64>>,
     ) -> Result<PassOut, String> {
+        let full = only.is_none();
+        let wanted = |id: u64| only.is_none_or(|o| o.contains(&id));
         let t0 = Instant::now();
         let hl = self
             .layout
@@ -326,6 +340,7 @@ impl<'p> Program<'p> {
         }
         let heap = Heap::read(mem, hl, mheap, &bases).map_err(|e| e.to_string())?;
         let t_heap = t0.elapsed();
+        let mut rss = vec![rss_mib()];
         let mut notes = Vec::new();
         let modules = self.modules(mem, hl, &mut notes);
         let in_modules = |p: u64| modules.iter().any(|m| m.contains(p));
@@ -421,6 +436,7 @@ impl<'p> Program<'p> {
             }
         }
         let t_blocking = t0.elapsed();
+        rss.push(rss_mib());
         let mut marker = Marker::new(&heap);
         let trace = std::env::var_os("GOSTALL_PROOF_TRACE").is_some();
         if trace {
@@ -432,6 +448,16 @@ impl<'p> Program<'p> {
         let mut reached: FxHashMap<usize, Vec<Option<Reacher>>> = FxHashMap::default();
         let mut homes: FxHashMap<u64, (u64, u64)> = FxHashMap::default();
         let (hide_c, hide_elem) = (hl.sudog_hidden[0], hl.sudog_hidden[1]);
+        marker.reserve_hidden(
+            blocking
+                .iter()
+                .map(|b| match b {
+                    Blocking::On { sudogs, .. } => sudogs.len(),
+                    _ => 0,
+                })
+                .sum::<usize>()
+                * (hide_c.1.div_ceil(8) + hide_elem.1.div_ceil(8)) as usize,
+        );
         for (i, b) in blocking.iter().enumerate() {
             match b {
                 Blocking::MayRun | Blocking::Unknown => {
@@ -450,7 +476,9 @@ impl<'p> Program<'p> {
                     for (k, o) in objects.iter().enumerate() {
                         match marker.watch(o.addr) {
                             Some(obj) => {
-                                homes.insert(o.object, heap.object(obj));
+                                if full {
+                                    homes.insert(o.object, heap.object(obj));
+                                }
                                 waiters.entry(obj).or_default().push(i);
                             }
                             None => {
@@ -459,7 +487,9 @@ impl<'p> Program<'p> {
                             }
                         }
                     }
-                    reached.insert(i, r);
+                    if wanted(gs[i].id) {
+                        reached.insert(i, r);
+                    }
                     if runnable {
                         roots.push(i);
                     }
@@ -525,6 +555,7 @@ impl<'p> Program<'p> {
             &mut reached,
         ));
         let t_roots = t0.elapsed();
+        rss.push(rss_mib());
         // Stacks of goroutines that may run, then the fixed point.
         let mut pcs = PcCache::default();
         let mut direct: FxHashMap<ObjRef, Vec<u64>> = FxHashMap::default();
@@ -560,12 +591,13 @@ impl<'p> Program<'p> {
             }
         }
         let t_fixed = t0.elapsed();
+        rss.push(rss_mib());
         let mut left_stats = ScanStats::default();
         // The goroutines still blocked: which objects their own frames point at (a lock's
         // holder may itself be blocked), without marking anything.
         let left: Vec<usize> = (0..gs.len())
             .filter(|i| {
-                !promoted.contains(i)
+                full && !promoted.contains(i)
                     && matches!(blocking[*i], Blocking::On { .. } | Blocking::Forever)
             })
             .collect();
@@ -582,10 +614,11 @@ impl<'p> Program<'p> {
             );
         }
         let t_left = t0.elapsed();
+        rss.push(rss_mib());
         if crate::timing() {
             let ms = marker.stats;
             eprintln!(
-                "proof pass: heap map {t_heap:?} ({} spans), waits {:?}, globals+finalizers {:?}, stacks and fixed point {:?} ({} stacks, {} MiB read in {:?}), blocked stacks {:?} ({} stacks, {} MiB in {:?}); mark: {} objects, {} MiB scanned, {} waves (largest {} objects), {} reads of {} ranges, {} MiB read in {:?}, bitmaps and types {:?}, scan {:?}, sort {:?}, drains {:?}",
+                "proof pass: heap map {t_heap:?} ({} spans), waits {:?}, globals+finalizers {:?}, stacks and fixed point {:?} ({} stacks, {} MiB read in {:?}), blocked stacks {:?} ({} stacks, {} MiB in {:?}); mark: {} objects, {} MiB scanned, {} waves (largest {} objects), {} reads of {} ranges, {} MiB read in {:?}, bitmaps and types {:?}, scan {:?}, sort {:?}, drains {:?}; RSS after each phase {:?} MiB",
                 heap.spans.len(),
                 t_blocking - t_heap,
                 t_roots - t_blocking,
@@ -609,10 +642,11 @@ impl<'p> Program<'p> {
                 ms.scan,
                 ms.sort,
                 ms.drain,
+                rss,
             );
         }
         let mut refs: FxHashMap<u64, Vec<u64>> = FxHashMap::default();
-        for b in &blocking {
+        for b in blocking.iter().filter(|_| full) {
             if let Blocking::On { objects, .. } = b {
                 for o in objects {
                     if let Some(list) = heap.object_of(o.addr).and_then(|r| direct.get(&r)) {
@@ -655,9 +689,18 @@ impl<'p> Program<'p> {
                 }
             }
         }
-        let mut verdicts = FxHashMap::default();
-        for (i, b) in blocking.iter().enumerate() {
+        let n_verdicts = blocking
+            .iter()
+            .zip(gs)
+            .filter(|(b, gi)| matches!(b, Blocking::Forever | Blocking::On { .. }) && wanted(gi.id))
+            .count();
+        let mut verdicts =
+            FxHashMap::with_capacity_and_hasher(n_verdicts, rustc_hash::FxBuildHasher);
+        for (i, b) in blocking.into_iter().enumerate() {
             let gi = &gs[i];
+            if !wanted(gi.id) {
+                continue;
+            }
             match b {
                 Blocking::Forever => {
                     verdicts.insert(
@@ -673,7 +716,7 @@ impl<'p> Program<'p> {
                     verdicts.insert(
                         gi.id,
                         Verdict {
-                            objects: objects.clone(),
+                            objects,
                             reached: reached.remove(&i).unwrap_or_default(),
                             leaked: !promoted.contains(&i),
                         },
@@ -698,13 +741,13 @@ impl<'p> Program<'p> {
     /// Reads the stacks of `gs` and, with `mark`, scans them as roots; records which goroutines
     /// point straight at each watched object.
     #[allow(clippy::too_many_arguments)]
-    fn scan_stacks<'g, M: Memory + ?Sized>(
+    fn scan_stacks<'g, 'r: 'g, M: Memory + ?Sized>(
         &self,
         mem: &M,
         pcs: &mut PcCache<'p>,
         marker: &mut Marker<'_>,
         mark: bool,
-        gs: impl Iterator<Item = &'g GIn>,
+        gs: impl Iterator<Item = &'g GIn<'r>>,
         rodata: Option<u64>,
         stats: &mut ScanStats,
         direct: &mut FxHashMap<ObjRef, Vec<u64>>,
@@ -1062,4 +1105,19 @@ impl<M: Memory + ?Sized> Memory for ReadAhead<'_, M> {
             None => self.mem.read(addr, buf),
         }
     }
+}
+
+/// gostall's resident memory in MiB, for timing reports (0 when only timing is off or unknown).
+fn rss_mib() -> u64 {
+    if !crate::timing() {
+        return 0;
+    }
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb >> 10)
 }

@@ -39,9 +39,11 @@ pub enum HeapError {
 /// Most arenas read (a 64 MiB arena each: 16 TiB).
 const MAX_ARENAS: usize = 1 << 18;
 /// Bytes read per vectored batch while marking.
-const BATCH_BYTES: usize = 8 << 20;
+const BATCH_BYTES: usize = 4 << 20;
 /// Requests per vectored batch.
 const BATCH_REQS: usize = 1024;
+/// Objects (pieces) per vectored batch.
+const BATCH_PIECES: usize = 16 << 10;
 
 /// A span of heap objects of one size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -604,8 +606,15 @@ pub struct Marker<'h> {
     heap: &'h Heap,
     /// Mark bits of every object slot ([`HotSpan::bit_word`]).
     marks: Vec<u64>,
-    /// Marked objects not scanned yet.
-    pending: Vec<ObjRef>,
+    /// Marked objects of scan spans not scanned yet: a bit per object slot, like `marks`.
+    grey: Vec<u64>,
+    /// Per span: some object in it is grey.
+    grey_spans: Vec<u64>,
+    /// Grey objects.
+    n_grey: usize,
+    /// The grey bits of the round being drained (taken from `grey`; all clear between rounds).
+    wave_bits: Vec<u64>,
+    wave_spans: Vec<u64>,
     /// Parts of huge objects still to scan: (address, length).
     pending_ranges: Vec<(u64, u64)>,
     hidden: FxHashSet<u64>,
@@ -628,8 +637,6 @@ pub struct Marker<'h> {
     pub unreadable: u64,
     /// What the mark read, and how long that took.
     pub stats: MarkStats,
-    /// The pointer words of the piece being scanned: (address, value).
-    cand: Vec<(u64, u64)>,
     /// Pointer values whose objects are marked, direct-mapped by a hash of the value (0: none;
     /// 0 is never in the heap), so repeated pointers to one object skip its lookup.
     seen: Vec<u64>,
@@ -670,7 +677,11 @@ impl<'h> Marker<'h> {
         Marker {
             heap,
             marks: vec![0; heap.object_words],
-            pending: Vec::new(),
+            grey: vec![0; heap.object_words],
+            grey_spans: vec![0; heap.spans.len().div_ceil(64)],
+            n_grey: 0,
+            wave_bits: vec![0; heap.object_words],
+            wave_spans: vec![0; heap.spans.len().div_ceil(64)],
             pending_ranges: Vec::new(),
             hidden: FxHashSet::default(),
             hidden_pages: Vec::new(),
@@ -682,7 +693,6 @@ impl<'h> Marker<'h> {
             bytes_scanned: 0,
             unreadable: 0,
             stats: MarkStats::default(),
-            cand: Vec::new(),
             seen: vec![0; 1 << SEEN_BITS],
             maps: PtrMaps::new(heap.spans.len()),
             readers: Vec::new(),
@@ -694,6 +704,11 @@ impl<'h> Marker<'h> {
     /// The heap being marked.
     pub fn heap(&self) -> &'h Heap {
         self.heap
+    }
+
+    /// Makes room for `words` more hidden words.
+    pub fn reserve_hidden(&mut self, words: usize) {
+        self.hidden.reserve(words);
     }
 
     /// Hides the words in `[addr, addr + len)` from the mark: pointers stored there are not
@@ -841,7 +856,9 @@ impl<'h> Marker<'h> {
             self.hits.push(r);
         }
         if !self.heap.hot[r.span as usize].noscan {
-            self.pending.push(r);
+            self.grey[w] |= bit;
+            self.grey_spans[(r.span / 64) as usize] |= 1 << (r.span % 64);
+            self.n_grey += 1;
         }
         true
     }
@@ -928,24 +945,31 @@ impl<'h> Marker<'h> {
         }
         let mut readers = std::mem::take(&mut self.readers);
         readers.resize_with(2, Reader::default);
-        let mut wave: Vec<ObjRef> = Vec::new();
         let mut ranges: Vec<(u64, u64)> = Vec::new();
         let threads = std::thread::available_parallelism().map_or(1, usize::from);
-        while !self.pending.is_empty() || !self.pending_ranges.is_empty() {
+        while self.n_grey > 0 || !self.pending_ranges.is_empty() {
+            let objects = self.n_grey;
             self.stats.waves += 1;
             self.stats.max_wave = self
                 .stats
                 .max_wave
-                .max((self.pending.len() + self.pending_ranges.len()) as u64);
-            // Objects marked while this round is scanned queue for the next one.
-            std::mem::swap(&mut wave, &mut self.pending);
+                .max((objects + self.pending_ranges.len()) as u64);
+            // Objects marked while this round is scanned are grey for the next one. The round's
+            // objects come out of their bitmap in (span, index) order: address order.
+            std::mem::swap(&mut self.grey, &mut self.wave_bits);
+            std::mem::swap(&mut self.grey_spans, &mut self.wave_spans);
+            self.n_grey = 0;
+            let mut wave_bits = std::mem::take(&mut self.wave_bits);
+            let mut wave_spans = std::mem::take(&mut self.wave_spans);
             std::mem::swap(&mut ranges, &mut self.pending_ranges);
             let ts = std::time::Instant::now();
-            wave.sort_unstable();
             ranges.sort_unstable();
             self.stats.sort += ts.elapsed();
             let first = self.batches;
-            let builder = std::sync::Mutex::new((Builder::new(heap, &wave, &ranges), first));
+            let builder = std::sync::Mutex::new((
+                Builder::new(heap, &mut wave_bits, &mut wave_spans, &ranges),
+                first,
+            ));
             {
                 let wanted_lock = std::sync::Mutex::new(&mut wanted);
                 let turn = Turn {
@@ -958,7 +982,7 @@ impl<'h> Marker<'h> {
                     turn: &turn,
                 };
                 let (r0, rest) = readers.split_first_mut().expect("two readers");
-                if threads < 2 || wave.len() + ranges.len() < PARALLEL_ROUND {
+                if threads < 2 || objects + ranges.len() < PARALLEL_ROUND {
                     shared.work(mem, heap, r0);
                 } else {
                     let r1 = &mut rest[0];
@@ -973,7 +997,13 @@ impl<'h> Marker<'h> {
             }
             let next = builder.into_inner().map_or(first, |(_, k)| k);
             self.batches = next;
-            wave.clear();
+            // The builder cleared the bits it took; clear any left by a failed round.
+            if wave_spans.iter().any(|&w| w != 0) {
+                wave_bits.fill(0);
+                wave_spans.fill(0);
+            }
+            self.wave_bits = wave_bits;
+            self.wave_spans = wave_spans;
             ranges.clear();
         }
         for r in &mut readers {
@@ -1001,7 +1031,9 @@ impl<'h> Marker<'h> {
         for (ty, info) in c.types.drain(..) {
             self.maps.types.entry(ty).or_insert(info);
         }
-        let mut cand = std::mem::take(&mut self.cand);
+        // The maps are set aside while scanning, so marking can borrow the rest of the mark.
+        let mut maps = std::mem::take(&mut self.maps);
+        let heap = self.heap;
         let batch = &c.batch;
         let mut at = 0usize;
         for (k, run) in batch.runs.iter().enumerate() {
@@ -1017,17 +1049,14 @@ impl<'h> Marker<'h> {
                 self.bytes_scanned += n;
                 let bytes = &c.buf[off..off + n as usize];
                 // The piece's pointer words that point into the heap, found with the piece's
-                // metadata looked up once, then marked.
-                cand.clear();
-                self.maps
-                    .candidates(batch.sources[m], a, bytes, self.heap, &mut cand);
-                for &(at, v) in &cand {
-                    self.consider(at, v);
-                }
+                // metadata looked up once, marked as found.
+                maps.candidates(batch.sources[m], a, bytes, heap, &mut |at, v| {
+                    self.consider(at, v)
+                });
             }
             at += len;
         }
-        self.cand = cand;
+        self.maps = maps;
         self.stats.scan += t0.elapsed();
     }
 }
@@ -1110,9 +1139,18 @@ impl Shared<'_, '_, '_> {
 /// cut into pieces of at most [`BATCH_BYTES`].
 struct Builder<'w> {
     heap: &'w Heap,
-    wave: &'w [ObjRef],
+    /// The round's grey bits and grey spans, cleared as they are taken.
+    bits: &'w mut [u64],
+    spans: &'w mut [u64],
     ranges: &'w [(u64, u64)],
-    i: usize,
+    /// The object after the last one taken: its span, and the span's bits left in this word.
+    span: u32,
+    word: usize,
+    left: u64,
+    /// Where the current span's bits end.
+    span_end: usize,
+    /// The next object, looked at but not taken.
+    peeked: Option<ObjRef>,
     j: usize,
     /// The object being cut into pieces: next piece's start, the object's end.
     cur: Option<(u64, u64)>,
@@ -1126,12 +1164,22 @@ struct Builder<'w> {
 }
 
 impl<'w> Builder<'w> {
-    fn new(heap: &'w Heap, wave: &'w [ObjRef], ranges: &'w [(u64, u64)]) -> Self {
+    fn new(
+        heap: &'w Heap,
+        bits: &'w mut [u64],
+        spans: &'w mut [u64],
+        ranges: &'w [(u64, u64)],
+    ) -> Self {
         Builder {
             heap,
-            wave,
+            bits,
+            spans,
             ranges,
-            i: 0,
+            span: 0,
+            word: 0,
+            left: 0,
+            span_end: 0,
+            peeked: None,
             j: 0,
             cur: None,
             open: None,
@@ -1149,7 +1197,10 @@ impl<'w> Builder<'w> {
                 self.cur = (a + piece < end).then_some((a + piece, end));
                 return Some((a, piece));
             }
-            let obj = self.wave.get(self.i).map(|&r| self.heap.object(r));
+            if self.peeked.is_none() {
+                self.peeked = self.next_grey();
+            }
+            let obj = self.peeked.map(|r| self.heap.object(r));
             let range = self.ranges.get(self.j).copied();
             let (addr, len) = match (obj, range) {
                 (Some(o), Some(r)) if r < o => {
@@ -1157,7 +1208,7 @@ impl<'w> Builder<'w> {
                     r
                 }
                 (Some(o), _) => {
-                    self.i += 1;
+                    self.peeked = None;
                     o
                 }
                 (None, Some(r)) => {
@@ -1173,6 +1224,50 @@ impl<'w> Builder<'w> {
         }
     }
 
+    /// The next grey object of the round, in (span, index) order, its bit cleared.
+    fn next_grey(&mut self) -> Option<ObjRef> {
+        loop {
+            if self.left != 0 {
+                let b = self.left.trailing_zeros();
+                self.left &= self.left - 1;
+                let first = self.heap.hot[self.span as usize].bit_word as usize;
+                return Some(ObjRef {
+                    span: self.span,
+                    index: ((self.word - first) * 64) as u32 + b,
+                });
+            }
+            if self.word + 1 < self.span_end {
+                self.word += 1;
+                self.left = std::mem::take(&mut self.bits[self.word]);
+                continue;
+            }
+            // The next span with grey objects.
+            let mut w = (self.span_end > 0)
+                .then(|| self.span as usize + 1)
+                .unwrap_or(0);
+            let found = loop {
+                let i = w / 64;
+                let Some(word) = self.spans.get_mut(i) else {
+                    break None;
+                };
+                let rest = *word >> (w % 64);
+                if rest == 0 {
+                    w = (i + 1) * 64;
+                    continue;
+                }
+                let s = w + rest.trailing_zeros() as usize;
+                *word &= !(1 << (s % 64));
+                break Some(s);
+            };
+            let s = found?;
+            let h = &self.heap.hot[s];
+            self.span = s as u32;
+            self.word = h.bit_word as usize;
+            self.span_end = self.word + (h.nelems as usize).div_ceil(64);
+            self.left = std::mem::take(&mut self.bits[self.word]);
+        }
+    }
+
     /// Fills `out` (emptied first) with the next batch; `false` when the round is done.
     fn next(&mut self, out: &mut Batch) -> bool {
         out.clear();
@@ -1182,7 +1277,7 @@ impl<'w> Builder<'w> {
         loop {
             let Some((a, piece)) = self.next_piece() else {
                 if let Some(run) = self.open.take() {
-                    if out.fits(run) {
+                    if out.fits(run, self.open_members.len()) {
                         out.push(run, &mut self.open_members);
                     } else {
                         self.carry = Some(run);
@@ -1195,6 +1290,7 @@ impl<'w> Builder<'w> {
                 if a >= *rend
                     && a - *rend <= COALESCE_GAP
                     && a + piece - *start <= BATCH_BYTES as u64
+                    && self.open_members.len() < BATCH_PIECES
                     && self.heap.same_span(*start, a)
                 {
                     *rend = a + piece;
@@ -1203,7 +1299,7 @@ impl<'w> Builder<'w> {
                 }
             }
             let full = match self.open.take() {
-                Some(run) if out.fits(run) => {
+                Some(run) if out.fits(run, self.open_members.len()) => {
                     out.push(run, &mut self.open_members);
                     false
                 }
@@ -1436,11 +1532,12 @@ struct Batch {
 }
 
 impl Batch {
-    /// Whether the range `run` can join this batch.
-    fn fits(&self, run: (u64, u64)) -> bool {
+    /// Whether the range `run` with `pieces` pieces can join this batch.
+    fn fits(&self, run: (u64, u64), pieces: usize) -> bool {
         self.runs.is_empty()
             || (self.total + (run.1 - run.0) as usize <= BATCH_BYTES
-                && self.runs.len() < BATCH_REQS)
+                && self.runs.len() < BATCH_REQS
+                && self.members.len() + pieces <= BATCH_PIECES)
     }
 
     /// Adds the range `run` with its pieces `members` (taken).
@@ -1541,15 +1638,15 @@ impl PtrMaps {
         }
     }
 
-    /// Appends to `out` the words of the piece `bytes` (read at `a`) that `src` says may hold
-    /// pointers and whose values lie in the heap's range: (address, value).
-    fn candidates(
+    /// Calls `out(address, value)` for the words of the piece `bytes` (read at `a`) that `src`
+    /// says may hold pointers and whose values lie in the heap's range, in address order.
+    fn candidates<F: FnMut(u64, u64)>(
         &mut self,
         src: Source,
         a: u64,
         bytes: &[u8],
         heap: &Heap,
-        out: &mut Vec<(u64, u64)>,
+        out: &mut F,
     ) {
         let (lo, hi) = (heap.lo, heap.hi);
         let n = bytes.len() / 8;
@@ -1558,7 +1655,7 @@ impl PtrMaps {
         let mut push = |i: usize| {
             let v = word(i);
             if v >= lo && v < hi {
-                out.push((a + 8 * i as u64, v));
+                out(a + 8 * i as u64, v);
             }
         };
         match src {
