@@ -383,7 +383,7 @@ impl<'p> Program<'p> {
                 .filter(blocked)
                 .filter(|gi| gi.reason == Some(WaitReason::CondWait))
                 .map(|gi| {
-                    let (_, sp) = crate::unwind::start(&gi.raw);
+                    let (_, sp) = crate::unwind::start(gi.raw);
                     ReadReq {
                         addr: sp,
                         len: 4096.min(gi.raw.stack_hi.saturating_sub(sp)) as usize,
@@ -413,7 +413,7 @@ impl<'p> Program<'p> {
                         waits::blocking(
                             self,
                             &ahead,
-                            &gi.raw,
+                            gi.raw,
                             gi.reason,
                             &semas,
                             &|n| on_stack(gi, n),
@@ -424,7 +424,7 @@ impl<'p> Program<'p> {
                     Some(_) => waits::blocking(
                         self,
                         &ahead,
-                        &gi.raw,
+                        gi.raw,
                         gi.reason,
                         &semas,
                         &|n| on_stack(gi, n),
@@ -566,19 +566,32 @@ impl<'p> Program<'p> {
             }
         }
         while !queue.is_empty() {
-            for chunk in queue.chunks(STACK_BATCH) {
-                self.scan_stacks(
-                    mem,
-                    &mut pcs,
-                    &mut marker,
-                    true,
-                    chunk.iter().map(|&i| &gs[i]),
-                    rodata,
-                    &mut stats,
-                    &mut direct,
-                );
-                marker.drain(mem);
-            }
+            // Each chunk's stacks are read while the one before is scanned and drained.
+            let chunks: Vec<&[usize]> = queue.chunks(STACK_BATCH).collect();
+            std::thread::scope(|sc| {
+                let read = |k: usize| read_stacks(mem, chunks[k].iter().map(|&i| &gs[i]));
+                let mut next = Some(sc.spawn(move || read(0)));
+                for k in 0..chunks.len() {
+                    let cur = match next.take().map(|h| h.join()) {
+                        Some(Ok(cur)) => cur,
+                        Some(Err(p)) => std::panic::resume_unwind(p),
+                        None => read(k),
+                    };
+                    if k + 1 < chunks.len() {
+                        next = Some(sc.spawn(move || read(k + 1)));
+                    }
+                    self.scan_stacks(
+                        &mut pcs,
+                        &mut marker,
+                        true,
+                        cur,
+                        rodata,
+                        &mut stats,
+                        &mut direct,
+                    );
+                    marker.drain(mem);
+                }
+            });
             queue.clear();
             let via = |obj: ObjRef| match direct.get(&obj).and_then(|v| v.first()) {
                 Some(&id) => Reacher::Goroutine { id },
@@ -603,11 +616,10 @@ impl<'p> Program<'p> {
             .collect();
         for chunk in left.chunks(STACK_BATCH) {
             self.scan_stacks(
-                mem,
                 &mut pcs,
                 &mut marker,
                 false,
-                chunk.iter().map(|&i| &gs[i]),
+                read_stacks(mem, chunk.iter().map(|&i| &gs[i])),
                 rodata,
                 &mut left_stats,
                 &mut direct,
@@ -618,7 +630,7 @@ impl<'p> Program<'p> {
         if crate::timing() {
             let ms = marker.stats;
             eprintln!(
-                "proof pass: heap map {t_heap:?} ({} spans), waits {:?}, globals+finalizers {:?}, stacks and fixed point {:?} ({} stacks, {} MiB read in {:?}), blocked stacks {:?} ({} stacks, {} MiB in {:?}); mark: {} objects, {} MiB scanned, {} waves (largest {} objects), {} reads of {} ranges, {} MiB read in {:?}, bitmaps and types {:?}, scan {:?}, sort {:?}, drains {:?}; RSS after each phase {:?} MiB",
+                "proof pass: heap map {t_heap:?} ({} spans), waits {:?}, globals+finalizers {:?}, stacks and fixed point {:?} ({} stacks, {} MiB read in {:?}), blocked stacks {:?} ({} stacks, {} MiB in {:?}); mark: {} objects, {} MiB scanned, {} waves (largest {} objects), {} reads of {} ranges, {} MiB read in {:?}, bitmaps and types {:?}, scan {:?}, batching {:?}, waiting for turns {:?}, drains {:?} (two threads {:?}); RSS after each phase {:?} MiB",
                 heap.spans.len(),
                 t_blocking - t_heap,
                 t_roots - t_blocking,
@@ -640,8 +652,10 @@ impl<'p> Program<'p> {
                 ms.read,
                 ms.maps,
                 ms.scan,
-                ms.sort,
+                ms.build,
+                ms.wait,
                 ms.drain,
+                ms.parallel,
                 rss,
             );
         }
@@ -738,52 +752,29 @@ impl<'p> Program<'p> {
         })
     }
 
-    /// Reads the stacks of `gs` and, with `mark`, scans them as roots; records which goroutines
+    /// Scans stacks read by [`read_stacks`]: with `mark`, as roots; records which goroutines
     /// point straight at each watched object.
     #[allow(clippy::too_many_arguments)]
-    fn scan_stacks<'g, 'r: 'g, M: Memory + ?Sized>(
+    fn scan_stacks(
         &self,
-        mem: &M,
         pcs: &mut PcCache<'p>,
         marker: &mut Marker<'_>,
         mark: bool,
-        gs: impl Iterator<Item = &'g GIn<'r>>,
+        stacks: Stacks<'_, '_>,
         rodata: Option<u64>,
         stats: &mut ScanStats,
         direct: &mut FxHashMap<ObjRef, Vec<u64>>,
     ) {
-        // (goroutine, pc, sp, precise)
-        let mut plan: Vec<(&GIn, u64, u64, bool)> = Vec::new();
-        let mut reqs: Vec<ReadReq> = Vec::new();
-        for gi in gs {
-            let r = &gi.raw;
-            if r.stack_hi <= r.stack_lo || r.stack_hi - r.stack_lo > MAX_STACK {
-                continue;
-            }
-            let (pc, sp, precise) = if gi.state == GoState::Running {
-                (0, r.stack_lo, false)
-            } else {
-                let (pc, sp) = crate::unwind::start(r);
-                if sp < r.stack_lo || sp >= r.stack_hi {
-                    (0, r.stack_lo, false)
-                } else {
-                    (pc, sp, true)
-                }
-            };
-            plan.push((gi, pc, sp, precise));
-            reqs.push(ReadReq {
-                addr: sp,
-                len: (r.stack_hi - sp) as usize,
-            });
-        }
-        let total: usize = reqs.iter().map(|r| r.len).sum();
-        let mut buf = vec![0u8; total];
-        let mut ok = Vec::new();
-        let t = Instant::now();
-        mem.read_batch(&reqs, &mut buf, &mut ok);
-        stats.read += t.elapsed();
+        let Stacks {
+            plan,
+            reqs,
+            buf,
+            ok,
+            read,
+        } = stacks;
+        stats.read += read;
         stats.stacks_read += reqs.len() as u64;
-        stats.stack_bytes += total as u64;
+        stats.stack_bytes += buf.len() as u64;
         let mut at = 0usize;
         for (k, (gi, pc, sp, precise)) in plan.into_iter().enumerate() {
             let len = reqs[k].len;
@@ -1120,4 +1111,58 @@ fn rss_mib() -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         })
         .map_or(0, |kb| kb >> 10)
+}
+
+/// Goroutine stacks read for a scan.
+struct Stacks<'g, 'r> {
+    /// (goroutine, pc, sp, precise) for each stack read.
+    plan: Vec<(&'g GIn<'r>, u64, u64, bool)>,
+    reqs: Vec<ReadReq>,
+    buf: Vec<u8>,
+    ok: Vec<bool>,
+    /// Time the read took.
+    read: Duration,
+}
+
+/// Reads the stacks of `gs` (from the saved stack pointer up; running goroutines' whole stacks)
+/// in one vectored read.
+fn read_stacks<'g, 'r: 'g, M: Memory + ?Sized>(
+    mem: &M,
+    gs: impl Iterator<Item = &'g GIn<'r>>,
+) -> Stacks<'g, 'r> {
+    let mut plan = Vec::new();
+    let mut reqs: Vec<ReadReq> = Vec::new();
+    for gi in gs {
+        let r = &gi.raw;
+        if r.stack_hi <= r.stack_lo || r.stack_hi - r.stack_lo > MAX_STACK {
+            continue;
+        }
+        let (pc, sp, precise) = if gi.state == GoState::Running {
+            (0, r.stack_lo, false)
+        } else {
+            let (pc, sp) = crate::unwind::start(r);
+            if sp < r.stack_lo || sp >= r.stack_hi {
+                (0, r.stack_lo, false)
+            } else {
+                (pc, sp, true)
+            }
+        };
+        plan.push((gi, pc, sp, precise));
+        reqs.push(ReadReq {
+            addr: sp,
+            len: (r.stack_hi - sp) as usize,
+        });
+    }
+    let total: usize = reqs.iter().map(|r| r.len).sum();
+    let mut buf = vec![0u8; total];
+    let mut ok = Vec::new();
+    let t = Instant::now();
+    mem.read_batch(&reqs, &mut buf, &mut ok);
+    Stacks {
+        plan,
+        reqs,
+        buf,
+        ok,
+        read: t.elapsed(),
+    }
 }

@@ -157,6 +157,16 @@ pub struct Heap {
     arena_records: FxHashMap<u64, u64>,
 }
 
+/// The mark's bits of 64 object slots.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(align(32))]
+struct ObjBits {
+    mark: u64,
+    watched: u64,
+    /// Marked, of a scan span, not scanned yet.
+    grey: u64,
+}
+
 /// A span's fields the mark reads for every pointer.
 #[derive(Debug, Clone, Copy, Default)]
 struct HotSpan {
@@ -365,9 +375,10 @@ impl Heap {
     }
 
     /// Where the pointer words of the piece at `a` (bytes `bytes`) are described.
-    fn source(&self, a: u64, bytes: &[u8]) -> Source {
+    /// (The piece lies in span `span`; `None`: in none.)
+    fn source_in(&self, span: Option<u32>, a: u64, bytes: &[u8]) -> Source {
         let heap = self;
-        let Some(s) = heap.span_of(a) else {
+        let Some(s) = span else {
             return Source::All;
         };
         let span = &heap.spans[s as usize];
@@ -592,6 +603,14 @@ pub struct MarkStats {
     pub sort: std::time::Duration,
     /// Wall time of [`Marker::drain`].
     pub drain: std::time::Duration,
+    /// Time threads waited with nothing to read or scan.
+    pub wait: std::time::Duration,
+    /// Time threads spent scanning (with the lock on the mark).
+    pub scanned: std::time::Duration,
+    /// Time spent cutting rounds into batches.
+    pub build: std::time::Duration,
+    /// Wall time of the rounds read by two threads.
+    pub parallel: std::time::Duration,
 }
 
 /// Marks objects reachable from the roots it is given.
@@ -604,11 +623,10 @@ pub struct MarkStats {
 #[derive(Debug)]
 pub struct Marker<'h> {
     heap: &'h Heap,
-    /// Mark bits of every object slot ([`HotSpan::bit_word`]).
-    marks: Vec<u64>,
-    /// Marked objects of scan spans not scanned yet: a bit per object slot, like `marks`.
-    grey: Vec<u64>,
-    /// Per span: some object in it is grey.
+    /// Mark, watch and grey bits of every object slot, 64 slots a record
+    /// ([`HotSpan::bit_word`]): one cache line for what marking an object touches.
+    bits: Vec<ObjBits>,
+    /// Per span: some object in it is grey (marked, of a scan span, not scanned yet).
     grey_spans: Vec<u64>,
     /// Grey objects.
     n_grey: usize,
@@ -621,8 +639,9 @@ pub struct Marker<'h> {
     /// Bit `(addr >> 12) % HIDDEN_FILTER_BITS` set for every hidden word: most words scanned lie
     /// on pages without one and skip the hash lookup.
     hidden_pages: Vec<u64>,
-    /// Bits of the watched objects, like `marks` (empty until something is watched).
-    watched: Vec<u64>,
+    /// Per span: a word in it is hidden; and whether a hidden word lies outside every span.
+    hidden_spans: Vec<u64>,
+    hidden_outside: bool,
     /// Objects watched.
     n_watched: usize,
     /// Watched objects marked since the last [`Marker::take_hits`].
@@ -643,6 +662,8 @@ pub struct Marker<'h> {
     maps: PtrMaps,
     /// Per thread draining: its reading state.
     readers: Vec<Reader>,
+    /// Buffers of batches, reused.
+    chunks: Vec<Chunk>,
     /// Which bitmaps and types were read.
     wanted: Wanted,
     /// Batches read so far (their numbers order the scan).
@@ -676,8 +697,7 @@ impl<'h> Marker<'h> {
     pub fn new(heap: &'h Heap) -> Self {
         Marker {
             heap,
-            marks: vec![0; heap.object_words],
-            grey: vec![0; heap.object_words],
+            bits: vec![ObjBits::default(); heap.object_words],
             grey_spans: vec![0; heap.spans.len().div_ceil(64)],
             n_grey: 0,
             wave_bits: vec![0; heap.object_words],
@@ -685,7 +705,8 @@ impl<'h> Marker<'h> {
             pending_ranges: Vec::new(),
             hidden: FxHashSet::default(),
             hidden_pages: Vec::new(),
-            watched: Vec::new(),
+            hidden_spans: vec![0; heap.spans.len().div_ceil(64)],
+            hidden_outside: false,
             n_watched: 0,
             hits: Vec::new(),
             parents: None,
@@ -696,6 +717,7 @@ impl<'h> Marker<'h> {
             seen: vec![0; 1 << SEEN_BITS],
             maps: PtrMaps::new(heap.spans.len()),
             readers: Vec::new(),
+            chunks: Vec::new(),
             wanted: Wanted::default(),
             batches: 0,
         }
@@ -719,6 +741,10 @@ impl<'h> Marker<'h> {
         }
         let mut a = addr & !7;
         while a < addr.saturating_add(len) {
+            match self.heap.span_of(a) {
+                Some(s) => self.hidden_spans[(s / 64) as usize] |= 1 << (s % 64),
+                None => self.hidden_outside = true,
+            }
             self.hidden.insert(a);
             let page = (a >> 12) % HIDDEN_FILTER_BITS;
             self.hidden_pages[(page / 64) as usize] |= 1 << (page % 64);
@@ -740,12 +766,9 @@ impl<'h> Marker<'h> {
     /// Returns the object, or `None` when `p` is not in the heap.
     pub fn watch(&mut self, p: u64) -> Option<ObjRef> {
         let r = self.heap.object_of(p)?;
-        if self.watched.is_empty() {
-            self.watched = vec![0; self.heap.object_words];
-        }
         let (w, bit) = self.heap.bit_of(r);
-        if self.watched[w] & bit == 0 {
-            self.watched[w] |= bit;
+        if self.bits[w].watched & bit == 0 {
+            self.bits[w].watched |= bit;
             self.n_watched += 1;
         }
         Some(r)
@@ -790,11 +813,8 @@ impl<'h> Marker<'h> {
     /// Whether object `r` is watched.
     #[inline]
     fn is_watched(&self, r: ObjRef) -> bool {
-        if self.watched.is_empty() {
-            return false;
-        }
         let (w, bit) = self.heap.bit_of(r);
-        self.watched.get(w).is_some_and(|x| x & bit != 0)
+        self.bits.get(w).is_some_and(|x| x.watched & bit != 0)
     }
 
     /// [`Marker::watched_at`]`(v)` and, with `mark`, [`Marker::consider`]`(at, v)`, looking the
@@ -846,19 +866,20 @@ impl<'h> Marker<'h> {
     /// Marks object `r`; `true` if it was not marked before.
     pub fn mark_ref(&mut self, r: ObjRef) -> bool {
         let (w, bit) = self.heap.bit_of(r);
-        let word = &mut self.marks[w];
-        if *word & bit != 0 {
+        let b = &mut self.bits[w];
+        if b.mark & bit != 0 {
             return false;
         }
-        *word |= bit;
+        b.mark |= bit;
         self.marked += 1;
-        if !self.watched.is_empty() && self.watched[w] & bit != 0 {
-            self.hits.push(r);
-        }
+        let watched = b.watched & bit != 0;
         if !self.heap.hot[r.span as usize].noscan {
-            self.grey[w] |= bit;
+            b.grey |= bit;
             self.grey_spans[(r.span / 64) as usize] |= 1 << (r.span % 64);
             self.n_grey += 1;
+        }
+        if watched {
+            self.hits.push(r);
         }
         true
     }
@@ -876,7 +897,7 @@ impl<'h> Marker<'h> {
             return false;
         }
         let (w, bit) = self.heap.bit_of(r);
-        self.marks.get(w).is_some_and(|x| x & bit != 0)
+        self.bits.get(w).is_some_and(|x| x.mark & bit != 0)
     }
 
     /// Queues an object's contents for scanning without marking it (a finalizer's object: its
@@ -909,6 +930,12 @@ impl<'h> Marker<'h> {
     /// into unless the word is hidden.
     #[inline]
     pub fn consider(&mut self, at: u64, v: u64) {
+        self.consider_in(at, v, true);
+    }
+
+    /// [`Marker::consider`]; `hidden: false` when no word where `at` lies can be hidden.
+    #[inline]
+    fn consider_in(&mut self, at: u64, v: u64, hidden: bool) {
         if v < self.heap.lo || v >= self.heap.hi {
             return;
         }
@@ -917,7 +944,7 @@ impl<'h> Marker<'h> {
         if self.seen[slot] == v {
             return;
         }
-        if self.is_hidden(at) {
+        if hidden && self.is_hidden(at) {
             return;
         }
         let Some(r) = self.heap.object_of(v) else {
@@ -945,6 +972,7 @@ impl<'h> Marker<'h> {
         }
         let mut readers = std::mem::take(&mut self.readers);
         readers.resize_with(2, Reader::default);
+        let mut chunks = std::mem::take(&mut self.chunks);
         let mut ranges: Vec<(u64, u64)> = Vec::new();
         let threads = std::thread::available_parallelism().map_or(1, usize::from);
         while self.n_grey > 0 || !self.pending_ranges.is_empty() {
@@ -956,8 +984,7 @@ impl<'h> Marker<'h> {
                 .max((objects + self.pending_ranges.len()) as u64);
             // Objects marked while this round is scanned are grey for the next one. The round's
             // objects come out of their bitmap in (span, index) order: address order.
-            std::mem::swap(&mut self.grey, &mut self.wave_bits);
-            std::mem::swap(&mut self.grey_spans, &mut self.wave_spans);
+            self.take_grey();
             self.n_grey = 0;
             let mut wave_bits = std::mem::take(&mut self.wave_bits);
             let mut wave_spans = std::mem::take(&mut self.wave_spans);
@@ -972,20 +999,26 @@ impl<'h> Marker<'h> {
             ));
             {
                 let wanted_lock = std::sync::Mutex::new(&mut wanted);
-                let turn = Turn {
-                    state: std::sync::Mutex::new((&mut *self, first, false)),
-                    cv: std::sync::Condvar::new(),
-                };
+                let queue = std::sync::Mutex::new(Queue {
+                    next: first,
+                    free: std::mem::take(&mut chunks),
+                    ..Queue::default()
+                });
+                let cv = std::sync::Condvar::new();
+                let marker = std::sync::Mutex::new(&mut *self);
                 let shared = Shared {
                     builder: &builder,
                     wanted: &wanted_lock,
-                    turn: &turn,
+                    queue: &queue,
+                    cv: &cv,
+                    marker: &marker,
                 };
                 let (r0, rest) = readers.split_first_mut().expect("two readers");
                 if threads < 2 || objects + ranges.len() < PARALLEL_ROUND {
                     shared.work(mem, heap, r0);
                 } else {
                     let r1 = &mut rest[0];
+                    let tp = std::time::Instant::now();
                     std::thread::scope(|sc| {
                         let other = sc.spawn(|| shared.work(mem, heap, r1));
                         shared.work(mem, heap, r0);
@@ -993,6 +1026,10 @@ impl<'h> Marker<'h> {
                             std::panic::resume_unwind(p);
                         }
                     });
+                    r1.stats.parallel += tp.elapsed();
+                }
+                if let Ok(q) = queue.into_inner() {
+                    chunks = q.free;
                 }
             }
             let next = builder.into_inner().map_or(first, |(_, k)| k);
@@ -1013,10 +1050,32 @@ impl<'h> Marker<'h> {
             self.stats.batches += rs.batches;
             self.stats.ranges += rs.ranges;
             self.stats.bytes_read += rs.bytes_read;
+            self.stats.wait += rs.wait;
+            self.stats.scanned += rs.scanned;
+            self.stats.build += rs.build;
+            self.stats.parallel += rs.parallel;
         }
         self.readers = readers;
+        self.chunks = chunks;
         self.wanted = wanted;
         self.stats.drain += t0.elapsed();
+    }
+
+    /// Moves the grey bits to the round's bitmap (`wave_bits`, `wave_spans`, both clear).
+    fn take_grey(&mut self) {
+        for (i, word) in self.grey_spans.iter_mut().enumerate() {
+            let mut spans = *word;
+            while spans != 0 {
+                let s = i * 64 + spans.trailing_zeros() as usize;
+                spans &= spans - 1;
+                let h = &self.heap.hot[s];
+                let first = h.bit_word as usize;
+                for w in first..first + (h.nelems as usize).div_ceil(64) {
+                    self.wave_bits[w] = std::mem::take(&mut self.bits[w].grey);
+                }
+            }
+            self.wave_spans[i] = std::mem::take(word);
+        }
     }
 
     /// Scans the pieces of a chunk read by [`Reader::fill`].
@@ -1043,6 +1102,12 @@ impl<'h> Marker<'h> {
                 at += len;
                 continue;
             }
+            // A range lies in one span: only a span with hidden words needs them checked.
+            let hidden = !self.hidden.is_empty()
+                && match heap.span_of(run.start) {
+                    Some(s) => self.hidden_spans[(s / 64) as usize] >> (s % 64) & 1 != 0,
+                    None => self.hidden_outside,
+                };
             for m in run.members.clone() {
                 let (a, n) = batch.members[m];
                 let off = at + (a - run.start) as usize;
@@ -1051,7 +1116,7 @@ impl<'h> Marker<'h> {
                 // The piece's pointer words that point into the heap, found with the piece's
                 // metadata looked up once, marked as found.
                 maps.candidates(batch.sources[m], a, bytes, heap, &mut |at, v| {
-                    self.consider(at, v)
+                    self.consider_in(at, v, hidden)
                 });
             }
             at += len;
@@ -1070,67 +1135,140 @@ struct Shared<'s, 'h, 'w> {
     builder: &'s std::sync::Mutex<(Builder<'w>, u64)>,
     /// Which bitmaps and types some batch reads.
     wanted: &'s std::sync::Mutex<&'w mut Wanted>,
-    /// Whose turn it is to scan.
-    turn: &'s Turn<'s, 'h>,
+    /// The batches read and not scanned yet.
+    queue: &'s std::sync::Mutex<Queue>,
+    /// Signalled when a batch is scanned or a thread stops.
+    cv: &'s std::sync::Condvar,
+    /// The mark: locked by the thread whose turn it is to scan (see [`Queue::scanning`]).
+    marker: &'s std::sync::Mutex<&'s mut Marker<'h>>,
 }
 
-/// The mark, and the number of the batch to scan next; `true` once a thread failed.
-struct Turn<'s, 'h> {
-    state: std::sync::Mutex<(&'s mut Marker<'h>, u64, bool)>,
-    cv: std::sync::Condvar,
+/// Batches read, waiting to be scanned in order.
+#[derive(Default)]
+struct Queue {
+    /// The number of the next batch to scan.
+    next: u64,
+    /// Batches read, by number.
+    filled: Vec<(u64, Chunk)>,
+    /// Batches being read or read and not scanned (bounded: each holds a buffer).
+    in_flight: usize,
+    /// Chunks to reuse.
+    free: Vec<Chunk>,
+    /// A thread is scanning.
+    scanning: bool,
+    /// The builder has no batch left.
+    built: bool,
+    /// A thread failed: the others stop.
+    aborted: bool,
 }
 
-/// Stops the other thread's wait for its turn when a thread panics.
-struct AbortOnPanic<'a, 's, 'h>(&'a Turn<'s, 'h>);
+/// Batches read ahead of the scan, at most (each up to [`BATCH_BYTES`]).
+const IN_FLIGHT: usize = 3;
 
-impl Drop for AbortOnPanic<'_, '_, '_> {
+/// Stops the other threads when a thread panics.
+struct AbortOnPanic<'a>(&'a std::sync::Mutex<Queue>, &'a std::sync::Condvar);
+
+impl Drop for AbortOnPanic<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            if let Ok(mut s) = self.0.state.lock() {
-                s.2 = true;
+            if let Ok(mut q) = self.0.lock() {
+                q.aborted = true;
             }
-            self.0.cv.notify_all();
+            self.1.notify_all();
         }
     }
 }
 
 impl Shared<'_, '_, '_> {
-    /// Takes batches until none is left: reads one, waits for its turn, scans it.
+    /// Until the round is done: scans the next batch when it has been read and no other thread
+    /// is scanning, else reads another batch (at most [`IN_FLIGHT`] ahead), else waits; after a
+    /// scan, reads first, so both threads read and scan in turn (each mostly scanning what it
+    /// read). Batches are scanned one at a time, in their order, by whichever thread is free.
     fn work<M: Memory + ?Sized>(&self, mem: &M, heap: &Heap, reader: &mut Reader) {
-        let _guard = AbortOnPanic(self.turn);
-        let mut c = std::mem::take(&mut reader.chunk);
+        let _guard = AbortOnPanic(self.queue, self.cv);
+        let Ok(mut q) = self.queue.lock() else {
+            return;
+        };
+        let mut scanned = false;
         loop {
-            let k = {
-                let Ok(mut b) = self.builder.lock() else {
-                    break;
-                };
-                let (builder, next) = &mut *b;
-                if !builder.next(&mut c.batch) {
-                    break;
+            if q.aborted {
+                return;
+            }
+            let can_read = !q.built && q.in_flight < IN_FLIGHT;
+            // After a scan, read first (if there is anything to read).
+            let read_first = scanned && can_read;
+            if !q.scanning && !read_first {
+                let next = q.next;
+                if let Some(pos) = q.filled.iter().position(|(k, _)| *k == next) {
+                    let (_, mut c) = q.filled.swap_remove(pos);
+                    q.scanning = true;
+                    drop(q);
+                    let tw = std::time::Instant::now();
+                    match self.marker.lock() {
+                        Ok(mut m) => m.scan_chunk(&mut c),
+                        Err(_) => return,
+                    }
+                    reader.stats.scanned += tw.elapsed();
+                    c.batch.clear();
+                    q = match self.queue.lock() {
+                        Ok(q) => q,
+                        Err(_) => return,
+                    };
+                    q.next += 1;
+                    q.scanning = false;
+                    q.in_flight -= 1;
+                    q.free.push(c);
+                    self.cv.notify_all();
+                    scanned = true;
+                    continue;
                 }
-                *next += 1;
-                *next - 1
-            };
-            reader.fill(mem, heap, &mut c, k, self.wanted);
-            let Ok(mut s) = self.turn.state.lock() else {
-                break;
-            };
-            while s.1 != k && !s.2 {
-                s = match self.turn.cv.wait(s) {
-                    Ok(s) => s,
+            }
+            scanned = false;
+            if can_read {
+                q.in_flight += 1;
+                let mut c = q.free.pop().unwrap_or_default();
+                drop(q);
+                let tb = std::time::Instant::now();
+                let k = match self.builder.lock() {
+                    Ok(mut b) => {
+                        let (builder, next) = &mut *b;
+                        builder.next(&mut c.batch).then(|| {
+                            *next += 1;
+                            *next - 1
+                        })
+                    }
                     Err(_) => return,
                 };
+                reader.stats.build += tb.elapsed();
+                if let Some(k) = k {
+                    reader.fill(mem, heap, &mut c, k, self.wanted);
+                }
+                q = match self.queue.lock() {
+                    Ok(q) => q,
+                    Err(_) => return,
+                };
+                match k {
+                    Some(k) => q.filled.push((k, c)),
+                    None => {
+                        q.built = true;
+                        q.in_flight -= 1;
+                        q.free.push(c);
+                    }
+                }
+                self.cv.notify_all();
+                continue;
             }
-            if s.2 {
-                break;
+            // Nothing to read; the batch to scan is being read or scanned by the other thread.
+            if q.built && q.in_flight == 0 {
+                return;
             }
-            s.0.scan_chunk(&mut c);
-            s.1 += 1;
-            drop(s);
-            self.turn.cv.notify_all();
+            let tw = std::time::Instant::now();
+            q = match self.cv.wait(q) {
+                Ok(q) => q,
+                Err(_) => return,
+            };
+            reader.stats.wait += tw.elapsed();
         }
-        c.batch.clear();
-        reader.chunk = c;
     }
 }
 
@@ -1242,9 +1380,11 @@ impl<'w> Builder<'w> {
                 continue;
             }
             // The next span with grey objects.
-            let mut w = (self.span_end > 0)
-                .then(|| self.span as usize + 1)
-                .unwrap_or(0);
+            let mut w = if self.span_end > 0 {
+                self.span as usize + 1
+            } else {
+                0
+            };
             let found = loop {
                 let i = w / 64;
                 let Some(word) = self.spans.get_mut(i) else {
@@ -1372,7 +1512,6 @@ impl Wanted {
 #[derive(Debug, Default)]
 struct Reader {
     reqs: Vec<ReadReq>,
-    chunk: Chunk,
     keys: Vec<MapKey>,
     types: Vec<u64>,
     stats: MarkStats,
@@ -1415,10 +1554,12 @@ impl Reader {
         for (i, run) in batch.runs.iter().enumerate() {
             let len = (run.end - run.start) as usize;
             if c.ok.get(i).copied().unwrap_or(false) {
+                // A range lies in one span.
+                let span = heap.span_of(run.start);
                 for m in run.members.clone() {
                     let (a, n) = batch.members[m];
                     let off = at + (a - run.start) as usize;
-                    let src = heap.source(a, &c.buf[off..off + n as usize]);
+                    let src = heap.source_in(span, a, &c.buf[off..off + n as usize]);
                     batch.sources[m] = src;
                     match src {
                         Source::Bits { key, .. } => keys.push(key),
@@ -1710,7 +1851,10 @@ impl PtrMaps {
                                     .get((w / 8) as usize)
                                     .is_some_and(|x| x >> (w % 8) & 1 != 0)
                         };
-                        if size % 8 == 0 && first >= data && (first - data) % 8 == 0 {
+                        if size.is_multiple_of(8)
+                            && first >= data
+                            && (first - data).is_multiple_of(8)
+                        {
                             // Word `w` of the element, counted along without a division.
                             let per = size / 8;
                             let mut w = ((first - data) % size) / 8;
