@@ -86,20 +86,55 @@ struct GIn<'r> {
     /// Normalised wait reason; `None` for goroutines that may run.
     reason: Option<WaitReason>,
     /// Index into the snapshot's goroutines (for stack functions), if it is there.
-    snap_index: Option<usize>,
+    snap_index: Option<u32>,
 }
 
-/// A pass's verdict on one blocked goroutine.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A pass's verdict on one blocked goroutine: its objects are `objects[first..first + n]` of
+/// its [`Verdicts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Verdict {
-    objects: Vec<WaitObj>,
-    /// Which of the objects were reached, and from where (None: unreachable).
-    reached: Vec<Option<Reacher>>,
+    id: u64,
+    first: u32,
+    n: u32,
     leaked: bool,
 }
 
+/// A pass's verdicts on the blocked goroutines, sorted by goroutine id, with their objects and
+/// how each was reached in flat arrays (200k goroutines: no allocation each).
+#[derive(Debug, Default)]
+struct Verdicts {
+    list: Vec<Verdict>,
+    objects: Vec<WaitObj>,
+    /// Which of the objects were reached, and from where (None: unreachable).
+    reached: Vec<Option<Reacher>>,
+}
+
+impl Verdicts {
+    fn get(&self, id: u64) -> Option<&Verdict> {
+        self.list
+            .binary_search_by_key(&id, |v| v.id)
+            .ok()
+            .map(|i| &self.list[i])
+    }
+
+    fn objects(&self, v: &Verdict) -> &[WaitObj] {
+        &self.objects[v.first as usize..(v.first + v.n) as usize]
+    }
+
+    fn reached(&self, v: &Verdict) -> &[Option<Reacher>] {
+        &self.reached[v.first as usize..(v.first + v.n) as usize]
+    }
+
+    /// Sorts the list by id; of two verdicts on one id, the later made counts.
+    fn finish(&mut self) {
+        self.list.reverse();
+        self.list.sort_by_key(|v| v.id);
+        self.list.dedup_by_key(|v| v.id);
+    }
+}
+
 struct PassOut {
-    verdicts: FxHashMap<u64, Verdict>,
+    verdicts: Verdicts,
     /// Object pieces scanned with the runtime's metadata, and conservatively.
     heap_counts: (u64, u64),
     /// Objects' heap homes: object address → (base, size).
@@ -170,12 +205,13 @@ impl<'p> Program<'p> {
                     raw,
                     state: g.state,
                     reason: if blocked { g.wait_reason } else { None },
-                    snap_index: Some(i),
+                    snap_index: u32::try_from(i).ok(),
                 })
             })
             .collect();
         let on_stack = |gi: &GIn, name: &str| {
             gi.snap_index.is_some_and(|i| {
+                let i = i as usize;
                 let t = &snap.tables;
                 t.stack(snap.goroutines[i].stack)
                     .iter()
@@ -187,61 +223,82 @@ impl<'p> Program<'p> {
         let mut verdicts = std::mem::take(&mut p1.verdicts);
         let mut disagreed = 0u32;
         let mut notes = p1.notes.clone();
-        let any_leak = verdicts.values().any(|v| v.leaked);
+        let any_leak = verdicts.list.iter().any(|v| v.leaked);
         // Later marks only confirm these: their other outputs are not used.
         let candidates: FxHashSet<u64> = verdicts
+            .list
             .iter()
-            .filter(|(_, v)| v.leaked)
-            .map(|(&id, _)| id)
+            .filter(|v| v.leaked)
+            .map(|v| v.id)
             .collect();
         if any_leak && !opts.paused && opts.passes >= 2 {
             for _ in 1..opts.passes {
+                release_free_memory();
                 std::thread::sleep(opts.interval);
                 let headers = self
                     .read_headers(mem, &Options::default())
                     .map_err(|e| format!("the goroutines could not be read again: {e}"))?;
-                let mut next: Vec<GIn> = Vec::with_capacity(headers.raws.len());
+                // The goroutines as read again: those in the same wait as they are (their first
+                // read), the others as read now (kept, the rest of the read dropped).
+                let mut order: Vec<Result<usize, usize>> = Vec::with_capacity(headers.raws.len());
+                let mut fresh: Vec<GRaw> = Vec::new();
                 {
-                    let mut by_addr: FxHashMap<u64, (&GRaw, bool)> =
-                        headers.raws.iter().map(|r| (r.addr, (r, false))).collect();
-                    for gi in &first {
-                        let Some((now, known)) = by_addr.get_mut(&gi.raw.addr) else {
+                    let mut by_addr: FxHashMap<u64, (usize, bool)> = headers
+                        .raws
+                        .iter()
+                        .enumerate()
+                        .map(|(j, r)| (r.addr, (j, false)))
+                        .collect();
+                    let add = |j: usize, fresh: &mut Vec<GRaw>| {
+                        fresh.push(headers.raws[j]);
+                        Err(fresh.len() - 1)
+                    };
+                    for (k, gi) in first.iter().enumerate() {
+                        let Some((j, known)) = by_addr.get_mut(&gi.raw.addr) else {
                             continue;
                         };
                         *known = true;
-                        let (state, _) = gstatus_state(now.status);
-                        next.push(if same_wait(gi.raw, now) {
-                            *gi
+                        let j = *j;
+                        order.push(if same_wait(gi.raw, &headers.raws[j]) {
+                            Ok(k)
                         } else {
-                            GIn {
-                                id: now.goid,
-                                raw: now,
-                                state,
-                                reason: None,
-                                snap_index: None,
-                            }
+                            add(j, &mut fresh)
                         });
                     }
-                    for r in &headers.raws {
+                    for (j, r) in headers.raws.iter().enumerate() {
                         if by_addr.get(&r.addr).is_some_and(|&(_, known)| !known) {
-                            next.push(GIn {
+                            order.push(add(j, &mut fresh));
+                        }
+                    }
+                }
+                drop(headers);
+                let next: Vec<GIn> = order
+                    .iter()
+                    .map(|o| match *o {
+                        Ok(k) => first[k],
+                        Err(n) => {
+                            let r = &fresh[n];
+                            GIn {
                                 id: r.goid,
                                 raw: r,
                                 state: gstatus_state(r.status).0,
                                 reason: None,
                                 snap_index: None,
-                            });
+                            }
                         }
-                    }
-                }
+                    })
+                    .collect();
+                drop(order);
                 let p = self.pass(mem, &next, &on_stack, &[], Some(&candidates))?;
                 passes += 1;
-                for (id, v) in verdicts.iter_mut() {
+                let Verdicts { list, objects, .. } = &mut verdicts;
+                for v in list.iter_mut() {
                     if v.leaked {
+                        let mine = &objects[v.first as usize..(v.first + v.n) as usize];
                         let agree = p
                             .verdicts
-                            .get(id)
-                            .is_some_and(|w| w.leaked && w.objects == v.objects);
+                            .get(v.id)
+                            .is_some_and(|w| w.leaked && p.verdicts.objects(w) == mine);
                         if !agree {
                             v.leaked = false;
                             disagreed += 1;
@@ -262,9 +319,10 @@ impl<'p> Program<'p> {
             ));
         }
         let mut leaked: Vec<u64> = verdicts
+            .list
             .iter()
-            .filter(|(_, v)| v.leaked)
-            .map(|(&id, _)| id)
+            .filter(|v| v.leaked)
+            .map(|v| v.id)
             .collect();
         leaked.sort_unstable();
         // Go's rule: the main goroutine parked in `select {}` is not reported.
@@ -445,7 +503,10 @@ impl<'p> Program<'p> {
         // Goroutines waiting on each watched heap object.
         let mut waiters: FxHashMap<ObjRef, Vec<usize>> = FxHashMap::default();
         let mut roots: Vec<usize> = Vec::new();
-        let mut reached: FxHashMap<usize, Vec<Option<Reacher>>> = FxHashMap::default();
+        // Per goroutine whose verdict is made: where its objects' reach is recorded in
+        // `reached` (u32::MAX: nowhere).
+        let mut reach_at: Vec<u32> = vec![u32::MAX; gs.len()];
+        let mut reached: Vec<Option<Reacher>> = Vec::new();
         let mut homes: FxHashMap<u64, (u64, u64)> = FxHashMap::default();
         let (hide_c, hide_elem) = (hl.sudog_hidden[0], hl.sudog_hidden[1]);
         marker.reserve_hidden(
@@ -471,7 +532,12 @@ impl<'p> Program<'p> {
                         marker.hide(s + hide_c.0, hide_c.1);
                         marker.hide(s + hide_elem.0, hide_elem.1);
                     }
-                    let mut r = vec![None; objects.len()];
+                    let at = reached.len();
+                    let keep = wanted(gs[i].id);
+                    if keep {
+                        reach_at[i] = at as u32;
+                        reached.resize(at + objects.len(), None);
+                    }
                     let mut runnable = false;
                     for (k, o) in objects.iter().enumerate() {
                         match marker.watch(o.addr) {
@@ -482,13 +548,12 @@ impl<'p> Program<'p> {
                                 waiters.entry(obj).or_default().push(i);
                             }
                             None => {
-                                r[k] = Some(Reacher::NotInHeap);
+                                if keep {
+                                    reached[at + k] = Some(Reacher::NotInHeap);
+                                }
                                 runnable = true;
                             }
                         }
-                    }
-                    if wanted(gs[i].id) {
-                        reached.insert(i, r);
                     }
                     if runnable {
                         roots.push(i);
@@ -496,7 +561,10 @@ impl<'p> Program<'p> {
                 }
             }
         }
-        let mut promoted: FxHashSet<usize> = roots.iter().copied().collect();
+        let mut promoted = Promoted(vec![false; gs.len()]);
+        for &i in &roots {
+            promoted.insert(i);
+        }
         let mut stats = ScanStats::default();
         let rodata = hl
             .md_rodata
@@ -516,17 +584,17 @@ impl<'p> Program<'p> {
         marker.drain(mem);
         let attribute = |marker: &mut Marker<'_>,
                          via: &dyn Fn(ObjRef) -> Reacher,
-                         reached: &mut FxHashMap<usize, Vec<Option<Reacher>>>|
+                         reached: &mut Vec<Option<Reacher>>|
          -> Vec<usize> {
             let mut woken = Vec::new();
             for obj in marker.take_hits() {
                 for &i in waiters.get(&obj).into_iter().flatten() {
-                    if let (Some(r), Blocking::On { objects, .. }) =
-                        (reached.get_mut(&i), &blocking[i])
-                    {
+                    let at = reach_at[i];
+                    if let (true, Blocking::On { objects, .. }) = (at != u32::MAX, &blocking[i]) {
                         for (k, o) in objects.iter().enumerate() {
-                            if r[k].is_none() && heap.object_of(o.addr) == Some(obj) {
-                                r[k] = Some(via(obj));
+                            let r = &mut reached[at as usize + k];
+                            if r.is_none() && heap.object_of(o.addr) == Some(obj) {
+                                *r = Some(via(obj));
                             }
                         }
                     }
@@ -610,7 +678,7 @@ impl<'p> Program<'p> {
         // holder may itself be blocked), without marking anything.
         let left: Vec<usize> = (0..gs.len())
             .filter(|i| {
-                full && !promoted.contains(i)
+                full && !promoted.contains(*i)
                     && matches!(blocking[*i], Blocking::On { .. } | Blocking::Forever)
             })
             .collect();
@@ -703,42 +771,43 @@ impl<'p> Program<'p> {
                 }
             }
         }
-        let n_verdicts = blocking
-            .iter()
-            .zip(gs)
-            .filter(|(b, gi)| matches!(b, Blocking::Forever | Blocking::On { .. }) && wanted(gi.id))
-            .count();
-        let mut verdicts =
-            FxHashMap::with_capacity_and_hasher(n_verdicts, rustc_hash::FxBuildHasher);
+        let mut verdicts = Verdicts::default();
         for (i, b) in blocking.into_iter().enumerate() {
             let gi = &gs[i];
             if !wanted(gi.id) {
                 continue;
             }
+            let first = verdicts.objects.len() as u32;
             match b {
-                Blocking::Forever => {
-                    verdicts.insert(
-                        gi.id,
-                        Verdict {
-                            objects: Vec::new(),
-                            reached: Vec::new(),
-                            leaked: true,
-                        },
-                    );
-                }
+                Blocking::Forever => verdicts.list.push(Verdict {
+                    id: gi.id,
+                    first,
+                    n: 0,
+                    leaked: true,
+                }),
                 Blocking::On { objects, .. } => {
-                    verdicts.insert(
-                        gi.id,
-                        Verdict {
-                            objects,
-                            reached: reached.remove(&i).unwrap_or_default(),
-                            leaked: !promoted.contains(&i),
-                        },
+                    let n = objects.len();
+                    let at = reach_at[i] as usize;
+                    verdicts.objects.extend(objects);
+                    verdicts.reached.extend(
+                        reached
+                            .get_mut(at..at + n)
+                            .into_iter()
+                            .flatten()
+                            .map(Option::take),
                     );
+                    verdicts.reached.resize(verdicts.objects.len(), None);
+                    verdicts.list.push(Verdict {
+                        id: gi.id,
+                        first,
+                        n: n as u32,
+                        leaked: !promoted.contains(i),
+                    });
                 }
                 _ => {}
             }
         }
+        verdicts.finish();
         Ok(PassOut {
             heap_counts: marker.scan_counts(),
             verdicts,
@@ -978,19 +1047,18 @@ pub(crate) fn same_wait(a: &GRaw, b: &GRaw) -> bool {
 
 /// The wait-for graph's objects and edges from the verdicts.
 fn graph(
-    verdicts: &FxHashMap<u64, Verdict>,
+    verdicts: &Verdicts,
     homes: &FxHashMap<u64, (u64, u64)>,
     leaked: &[u64],
 ) -> (Vec<SyncObject>, Vec<WaitEdge>) {
     let mut objects: Vec<SyncObject> = Vec::new();
     let mut index: FxHashMap<u64, u32> = FxHashMap::default();
     let mut edges = Vec::new();
-    let mut ids: Vec<&u64> = verdicts.keys().collect();
-    ids.sort_unstable();
-    for id in ids {
-        let v = &verdicts[id];
+    for v in &verdicts.list {
+        let id = &v.id;
         let is_leaked = leaked.binary_search(id).is_ok();
-        for (k, o) in v.objects.iter().enumerate() {
+        let reached = verdicts.reached(v);
+        for (k, o) in verdicts.objects(v).iter().enumerate() {
             let idx = *index.entry(o.object).or_insert_with(|| {
                 objects.push(SyncObject {
                     addr: o.object,
@@ -1012,7 +1080,7 @@ fn graph(
                 (objects.len() - 1) as u32
             });
             let obj = &mut objects[idx as usize];
-            match v.reached.get(k).cloned().flatten() {
+            match reached.get(k).cloned().flatten() {
                 Some(via) => obj.reach = Reach::Reachable { via },
                 None if is_leaked && obj.reach == Reach::Unknown => obj.reach = Reach::Unreachable,
                 None => {}
@@ -1164,5 +1232,30 @@ fn read_stacks<'g, 'r: 'g, M: Memory + ?Sized>(
         buf,
         ok,
         read: t.elapsed(),
+    }
+}
+
+/// Gives the memory the last pass freed back to the system (glibc keeps freed memory, in the
+/// arena of each thread that used it, for reuse): the next pass's allocations would otherwise
+/// add to it.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory of the allocator's arenas to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Goroutines (by index) that may run or were woken in the fixed point.
+struct Promoted(Vec<bool>);
+
+impl Promoted {
+    /// Marks `i`; `true` if it was not before.
+    fn insert(&mut self, i: usize) -> bool {
+        !std::mem::replace(&mut self.0[i], true)
+    }
+
+    fn contains(&self, i: usize) -> bool {
+        self.0[i]
     }
 }

@@ -39,7 +39,7 @@ pub enum HeapError {
 /// Most arenas read (a 64 MiB arena each: 16 TiB).
 const MAX_ARENAS: usize = 1 << 18;
 /// Bytes read per vectored batch while marking.
-const BATCH_BYTES: usize = 4 << 20;
+const BATCH_BYTES: usize = 2 << 20;
 /// Requests per vectored batch.
 const BATCH_REQS: usize = 1024;
 /// Objects (pieces) per vectored batch.
@@ -999,6 +999,9 @@ impl<'h> Marker<'h> {
             ));
             {
                 let wanted_lock = std::sync::Mutex::new(&mut wanted);
+                // Every buffer a batch needs, allocated here rather than by the threads (whose
+                // allocator arenas would each keep what they freed).
+                chunks.resize_with(IN_FLIGHT, Chunk::new);
                 let queue = std::sync::Mutex::new(Queue {
                     next: first,
                     free: std::mem::take(&mut chunks),
@@ -1468,6 +1471,24 @@ struct Chunk {
     ok: Vec<bool>,
     bitmaps: Vec<(MapKey, Bitmap)>,
     types: Vec<(u64, Option<TypeInfo>)>,
+}
+
+impl Chunk {
+    /// A chunk with room for a full batch.
+    fn new() -> Self {
+        Chunk {
+            batch: Batch {
+                runs: Vec::with_capacity(BATCH_REQS),
+                members: Vec::with_capacity(BATCH_PIECES),
+                sources: Vec::with_capacity(BATCH_PIECES),
+                total: 0,
+            },
+            buf: vec![0; BATCH_BYTES],
+            ok: Vec::with_capacity(BATCH_REQS),
+            bitmaps: Vec::new(),
+            types: Vec::new(),
+        }
+    }
 }
 
 /// Which bitmaps and types are read, by which batch (the lowest number wins: batches are
