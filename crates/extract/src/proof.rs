@@ -233,8 +233,11 @@ impl<'p> Program<'p> {
             .collect();
         if any_leak && !opts.paused && opts.passes >= 2 {
             for _ in 1..opts.passes {
+                let t_trim = Instant::now();
                 release_free_memory();
+                let t_trim = t_trim.elapsed();
                 std::thread::sleep(opts.interval);
+                let t_next = Instant::now();
                 let headers = self
                     .read_headers(mem, &Options::default())
                     .map_err(|e| format!("the goroutines could not be read again: {e}"))?;
@@ -289,6 +292,12 @@ impl<'p> Program<'p> {
                     })
                     .collect();
                 drop(order);
+                if crate::timing() {
+                    eprintln!(
+                        "proof: memory returned in {t_trim:?}; goroutines read again and compared in {:?}",
+                        t_next.elapsed()
+                    );
+                }
                 let p = self.pass(mem, &next, &on_stack, &[], Some(&candidates))?;
                 passes += 1;
                 let Verdicts { list, objects, .. } = &mut verdicts;
@@ -332,9 +341,21 @@ impl<'p> Program<'p> {
                     .iter()
                     .any(|g| g.id == 1 && g.reason == Some(WaitReason::SelectNoCases)))
         });
+        let t_end = Instant::now();
         let (mut objects, waits) = graph(&verdicts, &p1.homes, &leaked);
+        let t_graph = t_end.elapsed();
         self.complete_objects(mem, &mut objects, &waits, &p1.refs);
+        let t_complete = t_end.elapsed();
         crate::defers::refine_holders(self, mem, &extra.graws, &mut objects, &p1.homes);
+        if crate::timing() {
+            eprintln!(
+                "proof: wait-for graph {t_graph:?} ({} objects, {} edges), objects' state {:?}, lock holders from defers {:?}",
+                objects.len(),
+                waits.len(),
+                t_complete - t_graph,
+                t_end.elapsed() - t_complete
+            );
+        }
         let stack_scan = if p1.stats.conservative_frames == 0 {
             ScanMethod::Precise
         } else {
