@@ -80,6 +80,7 @@ run() {
   echo "$end - $start" | bc
 }
 rss_mib() { awk -F: '/Maximum resident set size/{printf "%.0f", $2/1024}' "$out/proof-$1.time"; }
+cpu_s() { awk -F: '/User time/{u=$2} /System time/{s=$2} END {printf "%.2f", u+s}' "$out/proof-$1.time"; }
 
 # check NAME: the proof found the bench's leaks, precisely; prints "leaked passes disagreed paused_us"
 check() {
@@ -109,22 +110,24 @@ print(len(p["leaked"]), p["passes"], p["disagreed"], "null" if paused is None el
 PY
 }
 
-walls=(); rsss=()
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (the box is shared: other jobs slow the two-thread mark)"
+walls=(); rsss=(); cpus=()
 for i in $(seq "$runs"); do
   w=$(run "$i")
   r=$(rss_mib "$i")
-  walls+=("$w"); rsss+=("$r")
+  walls+=("$w"); rsss+=("$r"); cpus+=("$(cpu_s "$i")")
   pause="$(grep -o -m1 -E '(not paused|paused [^·]*)' "$out/proof-$i.out" | sed 's/ *$//')"
-  printf 'run %d: %.2f s wall, peak RSS %s MiB, %s, %s\n' "$i" "$w" "$r" "$pause" "$(grep '^proof:' "$out/proof-$i.timing")"
+  printf 'run %d: %.2f s wall, %s s cpu, peak RSS %s MiB, %s, %s\n' "$i" "$w" "$(cpu_s "$i")" "$r" "$pause" "$(grep -E '^proof: [0-9.]+m?s$' "$out/proof-$i.timing")"
   sleep 1
 done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 w=$(run json --format json)
 read -r nleak passes disagreed paused marked scanned spans < <(check json)
 printf 'json run: %.2f s wall, peak RSS %s MiB, paused_us %s; proof: %s leaked (want %s; %s passes, %s disagreed), heap and stacks precise, %s objects marked, %s MiB scanned, %s spans\n' \
   "$w" "$(rss_mib json)" "$paused" "$nleak" "$leaks" "$passes" "$disagreed" "$marked" "$scanned" "$spans"
 stats() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {printf "median %.2f, min %.2f, max %.2f", a[int((NR+1)/2)], a[1], a[NR]}'; }
 median_run=$(for i in $(seq "$runs"); do echo "${walls[$((i-1))]} $i"; done | sort -g | awk -v n="$runs" 'NR==int((n+1)/2){print $2}')
-echo "with the proof: wall $(stats "${walls[@]}") s; peak RSS $(stats "${rsss[@]}") MiB"
+echo "with the proof: wall $(stats "${walls[@]}") s; cpu (user+sys) $(stats "${cpus[@]}") s; peak RSS $(stats "${rsss[@]}") MiB"
 rss_med=$(printf '%s\n' "${rsss[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 rss_max=$(printf '%s\n' "${rsss[@]}" | sort -g | tail -1)
 awk -v m="$rss_med" -v x="$rss_max" -v h="$heap_mib" -v a="$heap_alloc" 'BEGIN {
@@ -134,5 +137,5 @@ echo "phases of the median run ($median_run):"
 sed 's/^/    /' "$out/proof-$median_run.timing"
 
 w=$(run noproof --no-proof)
-echo "baseline --no-proof: $(printf '%.2f' "$w") s wall, peak RSS $(rss_mib noproof) MiB"
+echo "baseline --no-proof: $(printf '%.2f' "$w") s wall, $(cpu_s noproof) s cpu, peak RSS $(rss_mib noproof) MiB"
 sed 's/^/    /' "$out/proof-noproof.timing"
