@@ -21,7 +21,7 @@
 //! the running program, so without a pause the proof is taken twice, apart, and a goroutine is
 //! reported only when both marks found it leaked with its wait unchanged.
 
-use crate::stackscan::{scan_stack, ScanStats};
+use crate::stackscan::{scan_stack, PcCache, ScanStats};
 use crate::waits::{self, Blocking, WaitObj};
 use crate::{Extra, GRaw, Options, Program};
 use gostall_goruntime::layout::gstatus::state as gstatus_state;
@@ -76,29 +76,65 @@ impl Proof {
     }
 }
 
-/// One goroutine as a pass sees it.
-#[derive(Clone)]
-struct GIn {
+/// One goroutine as a pass sees it (its raw fields where they were read: 200k goroutines are
+/// not copied for each pass).
+#[derive(Clone, Copy)]
+struct GIn<'r> {
     id: u64,
-    raw: GRaw,
+    raw: &'r GRaw,
     state: GoState,
     /// Normalised wait reason; `None` for goroutines that may run.
     reason: Option<WaitReason>,
     /// Index into the snapshot's goroutines (for stack functions), if it is there.
-    snap_index: Option<usize>,
+    snap_index: Option<u32>,
 }
 
-/// A pass's verdict on one blocked goroutine.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A pass's verdict on one blocked goroutine: its objects are `objects[first..first + n]` of
+/// its [`Verdicts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Verdict {
-    objects: Vec<WaitObj>,
-    /// Which of the objects were reached, and from where (None: unreachable).
-    reached: Vec<Option<Reacher>>,
+    id: u64,
+    first: u32,
+    n: u32,
     leaked: bool,
 }
 
+/// A pass's verdicts on the blocked goroutines, sorted by goroutine id, with their objects and
+/// how each was reached in flat arrays (200k goroutines: no allocation each).
+#[derive(Debug, Default)]
+struct Verdicts {
+    list: Vec<Verdict>,
+    objects: Vec<WaitObj>,
+    /// Which of the objects were reached, and from where (None: unreachable).
+    reached: Vec<Option<Reacher>>,
+}
+
+impl Verdicts {
+    fn get(&self, id: u64) -> Option<&Verdict> {
+        self.list
+            .binary_search_by_key(&id, |v| v.id)
+            .ok()
+            .map(|i| &self.list[i])
+    }
+
+    fn objects(&self, v: &Verdict) -> &[WaitObj] {
+        &self.objects[v.first as usize..(v.first + v.n) as usize]
+    }
+
+    fn reached(&self, v: &Verdict) -> &[Option<Reacher>] {
+        &self.reached[v.first as usize..(v.first + v.n) as usize]
+    }
+
+    /// Sorts the list by id; of two verdicts on one id, the later made counts.
+    fn finish(&mut self) {
+        self.list.reverse();
+        self.list.sort_by_key(|v| v.id);
+        self.list.dedup_by_key(|v| v.id);
+    }
+}
+
 struct PassOut {
-    verdicts: FxHashMap<u64, Verdict>,
+    verdicts: Verdicts,
     /// Object pieces scanned with the runtime's metadata, and conservatively.
     heap_counts: (u64, u64),
     /// Objects' heap homes: object address → (base, size).
@@ -117,18 +153,22 @@ struct PassOut {
 const MAX_STACK: u64 = 64 << 20;
 /// Goroutine stacks read per vectored batch.
 const STACK_BATCH: usize = 2048;
+/// Goroutines whose waits are read ahead together.
+const WAIT_BATCH: usize = 1024;
+/// Sudogs of a select's chain read ahead (later ones are read one by one).
+const SUDOG_ROUNDS: usize = 4;
 /// Largest module data or bss section scanned.
 const MAX_SECTION: u64 = 1 << 30;
 /// Most direct referrers kept per object.
 const MAX_REFERRERS: usize = 64;
 
-impl Program<'_> {
+impl<'p> Program<'p> {
     /// Takes the reachability proof over the goroutines `extra` read into `snap`.
     ///
     /// # Errors
     /// A sentence saying why no proof could be made (the heap's layout is not described, the
     /// heap could not be read); the caller notes it and reports without a proof.
-    pub fn prove<M: Memory + ?Sized>(
+    pub fn prove<M: Memory + Sync + ?Sized>(
         &self,
         mem: &M,
         snap: &Snapshot,
@@ -143,7 +183,7 @@ impl Program<'_> {
     ///
     /// # Errors
     /// As [`Program::prove`].
-    pub fn prove_with_roots<M: Memory + ?Sized>(
+    pub fn prove_with_roots<M: Memory + Sync + ?Sized>(
         &self,
         mem: &M,
         snap: &Snapshot,
@@ -162,74 +202,112 @@ impl Program<'_> {
                 let blocked = g.state == GoState::Waiting;
                 Some(GIn {
                     id: g.id,
-                    raw: *raw,
+                    raw,
                     state: g.state,
                     reason: if blocked { g.wait_reason } else { None },
-                    snap_index: Some(i),
+                    snap_index: u32::try_from(i).ok(),
                 })
             })
             .collect();
         let on_stack = |gi: &GIn, name: &str| {
             gi.snap_index.is_some_and(|i| {
+                let i = i as usize;
                 let t = &snap.tables;
                 t.stack(snap.goroutines[i].stack)
                     .iter()
                     .any(|&f| t.str(t.frame(f).function) == name)
             })
         };
-        let p1 = self.pass(mem, &first, &on_stack, roots)?;
+        let mut p1 = self.pass(mem, &first, &on_stack, roots, None)?;
         let mut passes = 1;
-        let mut verdicts = p1.verdicts.clone();
+        let mut verdicts = std::mem::take(&mut p1.verdicts);
         let mut disagreed = 0u32;
         let mut notes = p1.notes.clone();
-        let any_leak = p1.verdicts.values().any(|v| v.leaked);
+        let any_leak = verdicts.list.iter().any(|v| v.leaked);
+        // Later marks only confirm these: their other outputs are not used.
+        let candidates: FxHashSet<u64> = verdicts
+            .list
+            .iter()
+            .filter(|v| v.leaked)
+            .map(|v| v.id)
+            .collect();
         if any_leak && !opts.paused && opts.passes >= 2 {
             for _ in 1..opts.passes {
+                let t_trim = Instant::now();
+                release_free_memory();
+                let t_trim = t_trim.elapsed();
                 std::thread::sleep(opts.interval);
+                let t_next = Instant::now();
                 let headers = self
                     .read_headers(mem, &Options::default())
                     .map_err(|e| format!("the goroutines could not be read again: {e}"))?;
-                let by_addr: FxHashMap<u64, &GRaw> =
-                    headers.raws.iter().map(|r| (r.addr, r)).collect();
-                let mut next: Vec<GIn> = Vec::with_capacity(headers.raws.len());
-                let mut known = FxHashSet::default();
-                for gi in &first {
-                    let Some(now) = by_addr.get(&gi.raw.addr) else {
-                        continue;
+                // The goroutines as read again: those in the same wait as they are (their first
+                // read), the others as read now (kept, the rest of the read dropped).
+                let mut order: Vec<Result<usize, usize>> = Vec::with_capacity(headers.raws.len());
+                let mut fresh: Vec<GRaw> = Vec::new();
+                {
+                    let mut by_addr: FxHashMap<u64, (usize, bool)> = headers
+                        .raws
+                        .iter()
+                        .enumerate()
+                        .map(|(j, r)| (r.addr, (j, false)))
+                        .collect();
+                    let add = |j: usize, fresh: &mut Vec<GRaw>| {
+                        fresh.push(headers.raws[j]);
+                        Err(fresh.len() - 1)
                     };
-                    known.insert(gi.raw.addr);
-                    let (state, _) = gstatus_state(now.status);
-                    next.push(if same_wait(&gi.raw, now) {
-                        gi.clone()
-                    } else {
-                        GIn {
-                            id: now.goid,
-                            raw: **now,
-                            state,
-                            reason: None,
-                            snap_index: None,
-                        }
-                    });
-                }
-                for r in &headers.raws {
-                    if !known.contains(&r.addr) {
-                        next.push(GIn {
-                            id: r.goid,
-                            raw: *r,
-                            state: gstatus_state(r.status).0,
-                            reason: None,
-                            snap_index: None,
+                    for (k, gi) in first.iter().enumerate() {
+                        let Some((j, known)) = by_addr.get_mut(&gi.raw.addr) else {
+                            continue;
+                        };
+                        *known = true;
+                        let j = *j;
+                        order.push(if same_wait(gi.raw, &headers.raws[j]) {
+                            Ok(k)
+                        } else {
+                            add(j, &mut fresh)
                         });
                     }
+                    for (j, r) in headers.raws.iter().enumerate() {
+                        if by_addr.get(&r.addr).is_some_and(|&(_, known)| !known) {
+                            order.push(add(j, &mut fresh));
+                        }
+                    }
                 }
-                let p = self.pass(mem, &next, &on_stack, &[])?;
+                drop(headers);
+                let next: Vec<GIn> = order
+                    .iter()
+                    .map(|o| match *o {
+                        Ok(k) => first[k],
+                        Err(n) => {
+                            let r = &fresh[n];
+                            GIn {
+                                id: r.goid,
+                                raw: r,
+                                state: gstatus_state(r.status).0,
+                                reason: None,
+                                snap_index: None,
+                            }
+                        }
+                    })
+                    .collect();
+                drop(order);
+                if crate::timing() {
+                    eprintln!(
+                        "proof: memory returned in {t_trim:?}; goroutines read again and compared in {:?}",
+                        t_next.elapsed()
+                    );
+                }
+                let p = self.pass(mem, &next, &on_stack, &[], Some(&candidates))?;
                 passes += 1;
-                for (id, v) in verdicts.iter_mut() {
+                let Verdicts { list, objects, .. } = &mut verdicts;
+                for v in list.iter_mut() {
                     if v.leaked {
+                        let mine = &objects[v.first as usize..(v.first + v.n) as usize];
                         let agree = p
                             .verdicts
-                            .get(id)
-                            .is_some_and(|w| w.leaked && w.objects == v.objects);
+                            .get(v.id)
+                            .is_some_and(|w| w.leaked && p.verdicts.objects(w) == mine);
                         if !agree {
                             v.leaked = false;
                             disagreed += 1;
@@ -250,9 +328,10 @@ impl Program<'_> {
             ));
         }
         let mut leaked: Vec<u64> = verdicts
+            .list
             .iter()
-            .filter(|(_, v)| v.leaked)
-            .map(|(&id, _)| id)
+            .filter(|v| v.leaked)
+            .map(|v| v.id)
             .collect();
         leaked.sort_unstable();
         // Go's rule: the main goroutine parked in `select {}` is not reported.
@@ -262,9 +341,21 @@ impl Program<'_> {
                     .iter()
                     .any(|g| g.id == 1 && g.reason == Some(WaitReason::SelectNoCases)))
         });
+        let t_end = Instant::now();
         let (mut objects, waits) = graph(&verdicts, &p1.homes, &leaked);
+        let t_graph = t_end.elapsed();
         self.complete_objects(mem, &mut objects, &waits, &p1.refs);
+        let t_complete = t_end.elapsed();
         crate::defers::refine_holders(self, mem, &extra.graws, &mut objects, &p1.homes);
+        if crate::timing() {
+            eprintln!(
+                "proof: wait-for graph {t_graph:?} ({} objects, {} edges), objects' state {:?}, lock holders from defers {:?}",
+                objects.len(),
+                waits.len(),
+                t_complete - t_graph,
+                t_end.elapsed() - t_complete
+            );
+        }
         let stack_scan = if p1.stats.conservative_frames == 0 {
             ScanMethod::Precise
         } else {
@@ -294,13 +385,20 @@ impl Program<'_> {
     }
 
     /// One full mark over the goroutines `gs`.
-    fn pass<M: Memory + ?Sized>(
+    ///
+    /// With `only`, a mark that confirms: verdicts are made for those goroutines alone, and the
+    /// objects' homes and referrers are not collected.
+    fn pass<M: Memory + Sync + ?Sized>(
         &self,
         mem: &M,
         gs: &[GIn],
         on_stack: &dyn Fn(&GIn, &str) -> bool,
         extra_roots: &[u64],
+        only: Option<&FxHashSet<u64>>,
     ) -> Result<PassOut, String> {
+        let full = only.is_none();
+        let wanted = |id: u64| only.is_none_or(|o| o.contains(&id));
+        let t0 = Instant::now();
         let hl = self
             .layout
             .heap
@@ -320,49 +418,104 @@ impl Program<'_> {
             }
         }
         let heap = Heap::read(mem, hl, mheap, &bases).map_err(|e| e.to_string())?;
+        let t_heap = t0.elapsed();
+        let mut rss = vec![rss_mib()];
         let mut notes = Vec::new();
         let modules = self.modules(mem, hl, &mut notes);
         let in_modules = |p: u64| modules.iter().any(|m| m.contains(p));
         let semas = waits::sema_waiters(self, mem);
-        // What each goroutine waits on.
+        // What each goroutine waits on: their sudogs (and the tops of the stacks of Cond
+        // waiters) read ahead in vectored reads, a chunk of goroutines at a time.
         let mut blocking: Vec<Blocking> = Vec::with_capacity(gs.len());
-        for gi in gs {
-            if gi.state == GoState::Dead {
-                blocking.push(Blocking::MayRun);
-                continue;
+        let su = &self.layout.sudog;
+        for chunk in gs.chunks(WAIT_BATCH) {
+            let blocked = |gi: &&GIn| gi.state != GoState::Dead && gi.reason.is_some();
+            let mut ahead = ReadAhead::new(mem);
+            let mut reqs: Vec<ReadReq> = chunk
+                .iter()
+                .filter(blocked)
+                .filter(|gi| gi.raw.waiting != 0)
+                .map(|gi| ReadReq {
+                    addr: gi.raw.waiting,
+                    len: su.size as usize,
+                })
+                .collect();
+            // Selects wait on a chain of sudogs.
+            for _ in 0..SUDOG_ROUNDS {
+                if reqs.is_empty() {
+                    break;
+                }
+                let first = ahead.ranges.len();
+                ahead.add(&reqs);
+                reqs = ahead.ranges[first..]
+                    .iter()
+                    .map(|&(_, _, off)| crate::u64_at(&ahead.buf[off..], su.waitlink))
+                    .filter(|&next| next != 0 && !ahead.covers(next, su.size))
+                    .map(|addr| ReadReq {
+                        addr,
+                        len: su.size as usize,
+                    })
+                    .collect();
             }
-            let b = match gi.reason {
-                None => Blocking::MayRun,
-                Some(WaitReason::CondWait) => {
-                    let (_, sp) = crate::unwind::start(&gi.raw);
-                    let mut top = vec![0u8; 4096.min(gi.raw.stack_hi.saturating_sub(sp)) as usize];
-                    if mem.read(sp, &mut top).is_err() {
-                        top.clear();
+            let tops: Vec<ReadReq> = chunk
+                .iter()
+                .filter(blocked)
+                .filter(|gi| gi.reason == Some(WaitReason::CondWait))
+                .map(|gi| {
+                    let (_, sp) = crate::unwind::start(gi.raw);
+                    ReadReq {
+                        addr: sp,
+                        len: 4096.min(gi.raw.stack_hi.saturating_sub(sp)) as usize,
                     }
-                    waits::blocking(
+                })
+                .collect();
+            let mut top_buf = vec![0u8; tops.iter().map(|r| r.len).sum()];
+            let mut top_ok = Vec::new();
+            mem.read_batch(&tops, &mut top_buf, &mut top_ok);
+            let (mut top_k, mut top_at) = (0usize, 0usize);
+            for gi in chunk {
+                if gi.state == GoState::Dead {
+                    blocking.push(Blocking::MayRun);
+                    continue;
+                }
+                let b = match gi.reason {
+                    None => Blocking::MayRun,
+                    Some(WaitReason::CondWait) => {
+                        let len = tops[top_k].len;
+                        let top: &[u8] = if top_ok.get(top_k).copied().unwrap_or(false) {
+                            &top_buf[top_at..top_at + len]
+                        } else {
+                            &[]
+                        };
+                        top_k += 1;
+                        top_at += len;
+                        waits::blocking(
+                            self,
+                            &ahead,
+                            gi.raw,
+                            gi.reason,
+                            &semas,
+                            &|n| on_stack(gi, n),
+                            top,
+                            &|p| heap.contains(p) || in_modules(p),
+                        )
+                    }
+                    Some(_) => waits::blocking(
                         self,
-                        mem,
-                        &gi.raw,
+                        &ahead,
+                        gi.raw,
                         gi.reason,
                         &semas,
                         &|n| on_stack(gi, n),
-                        &top,
-                        &|p| heap.contains(p) || in_modules(p),
-                    )
-                }
-                Some(_) => waits::blocking(
-                    self,
-                    mem,
-                    &gi.raw,
-                    gi.reason,
-                    &semas,
-                    &|n| on_stack(gi, n),
-                    &[],
-                    &|_| false,
-                ),
-            };
-            blocking.push(b);
+                        &[],
+                        &|_| false,
+                    ),
+                };
+                blocking.push(b);
+            }
         }
+        let t_blocking = t0.elapsed();
+        rss.push(rss_mib());
         let mut marker = Marker::new(&heap);
         let trace = std::env::var_os("GOSTALL_PROOF_TRACE").is_some();
         if trace {
@@ -371,9 +524,22 @@ impl Program<'_> {
         // Goroutines waiting on each watched heap object.
         let mut waiters: FxHashMap<ObjRef, Vec<usize>> = FxHashMap::default();
         let mut roots: Vec<usize> = Vec::new();
-        let mut reached: FxHashMap<usize, Vec<Option<Reacher>>> = FxHashMap::default();
+        // Per goroutine whose verdict is made: where its objects' reach is recorded in
+        // `reached` (u32::MAX: nowhere).
+        let mut reach_at: Vec<u32> = vec![u32::MAX; gs.len()];
+        let mut reached: Vec<Option<Reacher>> = Vec::new();
         let mut homes: FxHashMap<u64, (u64, u64)> = FxHashMap::default();
         let (hide_c, hide_elem) = (hl.sudog_hidden[0], hl.sudog_hidden[1]);
+        marker.reserve_hidden(
+            blocking
+                .iter()
+                .map(|b| match b {
+                    Blocking::On { sudogs, .. } => sudogs.len(),
+                    _ => 0,
+                })
+                .sum::<usize>()
+                * (hide_c.1.div_ceil(8) + hide_elem.1.div_ceil(8)) as usize,
+        );
         for (i, b) in blocking.iter().enumerate() {
             match b {
                 Blocking::MayRun | Blocking::Unknown => {
@@ -387,28 +553,39 @@ impl Program<'_> {
                         marker.hide(s + hide_c.0, hide_c.1);
                         marker.hide(s + hide_elem.0, hide_elem.1);
                     }
-                    let mut r = vec![None; objects.len()];
+                    let at = reached.len();
+                    let keep = wanted(gs[i].id);
+                    if keep {
+                        reach_at[i] = at as u32;
+                        reached.resize(at + objects.len(), None);
+                    }
                     let mut runnable = false;
                     for (k, o) in objects.iter().enumerate() {
                         match marker.watch(o.addr) {
                             Some(obj) => {
-                                homes.insert(o.object, heap.object(obj));
+                                if full {
+                                    homes.insert(o.object, heap.object(obj));
+                                }
                                 waiters.entry(obj).or_default().push(i);
                             }
                             None => {
-                                r[k] = Some(Reacher::NotInHeap);
+                                if keep {
+                                    reached[at + k] = Some(Reacher::NotInHeap);
+                                }
                                 runnable = true;
                             }
                         }
                     }
-                    reached.insert(i, r);
                     if runnable {
                         roots.push(i);
                     }
                 }
             }
         }
-        let mut promoted: FxHashSet<usize> = roots.iter().copied().collect();
+        let mut promoted = Promoted(vec![false; gs.len()]);
+        for &i in &roots {
+            promoted.insert(i);
+        }
         let mut stats = ScanStats::default();
         let rodata = hl
             .md_rodata
@@ -428,17 +605,17 @@ impl Program<'_> {
         marker.drain(mem);
         let attribute = |marker: &mut Marker<'_>,
                          via: &dyn Fn(ObjRef) -> Reacher,
-                         reached: &mut FxHashMap<usize, Vec<Option<Reacher>>>|
+                         reached: &mut Vec<Option<Reacher>>|
          -> Vec<usize> {
             let mut woken = Vec::new();
             for obj in marker.take_hits() {
                 for &i in waiters.get(&obj).into_iter().flatten() {
-                    if let (Some(r), Blocking::On { objects, .. }) =
-                        (reached.get_mut(&i), &blocking[i])
-                    {
+                    let at = reach_at[i];
+                    if let (true, Blocking::On { objects, .. }) = (at != u32::MAX, &blocking[i]) {
                         for (k, o) in objects.iter().enumerate() {
-                            if r[k].is_none() && heap.object_of(o.addr) == Some(obj) {
-                                r[k] = Some(via(obj));
+                            let r = &mut reached[at as usize + k];
+                            if r.is_none() && heap.object_of(o.addr) == Some(obj) {
+                                *r = Some(via(obj));
                             }
                         }
                     }
@@ -466,7 +643,10 @@ impl Program<'_> {
             &|_| Reacher::Finalizer,
             &mut reached,
         ));
+        let t_roots = t0.elapsed();
+        rss.push(rss_mib());
         // Stacks of goroutines that may run, then the fixed point.
+        let mut pcs = PcCache::default();
         let mut direct: FxHashMap<ObjRef, Vec<u64>> = FxHashMap::default();
         let mut queue: Vec<usize> = roots;
         for i in woken {
@@ -475,18 +655,32 @@ impl Program<'_> {
             }
         }
         while !queue.is_empty() {
-            for chunk in queue.chunks(STACK_BATCH) {
-                self.scan_stacks(
-                    mem,
-                    &mut marker,
-                    true,
-                    chunk.iter().map(|&i| &gs[i]),
-                    rodata,
-                    &mut stats,
-                    &mut direct,
-                );
-                marker.drain(mem);
-            }
+            // Each chunk's stacks are read while the one before is scanned and drained.
+            let chunks: Vec<&[usize]> = queue.chunks(STACK_BATCH).collect();
+            std::thread::scope(|sc| {
+                let read = |k: usize| read_stacks(mem, chunks[k].iter().map(|&i| &gs[i]));
+                let mut next = Some(sc.spawn(move || read(0)));
+                for k in 0..chunks.len() {
+                    let cur = match next.take().map(|h| h.join()) {
+                        Some(Ok(cur)) => cur,
+                        Some(Err(p)) => std::panic::resume_unwind(p),
+                        None => read(k),
+                    };
+                    if k + 1 < chunks.len() {
+                        next = Some(sc.spawn(move || read(k + 1)));
+                    }
+                    self.scan_stacks(
+                        &mut pcs,
+                        &mut marker,
+                        true,
+                        cur,
+                        rodata,
+                        &mut stats,
+                        &mut direct,
+                    );
+                    marker.drain(mem);
+                }
+            });
             queue.clear();
             let via = |obj: ObjRef| match direct.get(&obj).and_then(|v| v.first()) {
                 Some(&id) => Reacher::Goroutine { id },
@@ -498,27 +692,64 @@ impl Program<'_> {
                 }
             }
         }
+        let t_fixed = t0.elapsed();
+        rss.push(rss_mib());
+        let mut left_stats = ScanStats::default();
         // The goroutines still blocked: which objects their own frames point at (a lock's
         // holder may itself be blocked), without marking anything.
         let left: Vec<usize> = (0..gs.len())
             .filter(|i| {
-                !promoted.contains(i)
+                full && !promoted.contains(*i)
                     && matches!(blocking[*i], Blocking::On { .. } | Blocking::Forever)
             })
             .collect();
         for chunk in left.chunks(STACK_BATCH) {
             self.scan_stacks(
-                mem,
+                &mut pcs,
                 &mut marker,
                 false,
-                chunk.iter().map(|&i| &gs[i]),
+                read_stacks(mem, chunk.iter().map(|&i| &gs[i])),
                 rodata,
-                &mut ScanStats::default(),
+                &mut left_stats,
                 &mut direct,
             );
         }
+        let t_left = t0.elapsed();
+        rss.push(rss_mib());
+        if crate::timing() {
+            let ms = marker.stats;
+            eprintln!(
+                "proof pass: heap map {t_heap:?} ({} spans), waits {:?}, globals+finalizers {:?}, stacks and fixed point {:?} ({} stacks, {} MiB read in {:?}), blocked stacks {:?} ({} stacks, {} MiB in {:?}); mark: {} objects, {} MiB scanned, {} waves (largest {} objects), {} reads of {} ranges, {} MiB read in {:?}, bitmaps and types {:?}, scan {:?}, batching {:?}, waiting for turns {:?}, drains {:?} (two threads {:?}); RSS after each phase {:?} MiB",
+                heap.spans.len(),
+                t_blocking - t_heap,
+                t_roots - t_blocking,
+                t_fixed - t_roots,
+                stats.stacks_read,
+                stats.stack_bytes >> 20,
+                stats.read,
+                t_left - t_fixed,
+                left_stats.stacks_read,
+                left_stats.stack_bytes >> 20,
+                left_stats.read,
+                marker.marked,
+                marker.bytes_scanned >> 20,
+                ms.waves,
+                ms.max_wave,
+                ms.batches,
+                ms.ranges,
+                ms.bytes_read >> 20,
+                ms.read,
+                ms.maps,
+                ms.scan,
+                ms.build,
+                ms.wait,
+                ms.drain,
+                ms.parallel,
+                rss,
+            );
+        }
         let mut refs: FxHashMap<u64, Vec<u64>> = FxHashMap::default();
-        for b in &blocking {
+        for b in blocking.iter().filter(|_| full) {
             if let Blocking::On { objects, .. } = b {
                 for o in objects {
                     if let Some(list) = heap.object_of(o.addr).and_then(|r| direct.get(&r)) {
@@ -561,33 +792,43 @@ impl Program<'_> {
                 }
             }
         }
-        let mut verdicts = FxHashMap::default();
-        for (i, b) in blocking.iter().enumerate() {
+        let mut verdicts = Verdicts::default();
+        for (i, b) in blocking.into_iter().enumerate() {
             let gi = &gs[i];
+            if !wanted(gi.id) {
+                continue;
+            }
+            let first = verdicts.objects.len() as u32;
             match b {
-                Blocking::Forever => {
-                    verdicts.insert(
-                        gi.id,
-                        Verdict {
-                            objects: Vec::new(),
-                            reached: Vec::new(),
-                            leaked: true,
-                        },
-                    );
-                }
+                Blocking::Forever => verdicts.list.push(Verdict {
+                    id: gi.id,
+                    first,
+                    n: 0,
+                    leaked: true,
+                }),
                 Blocking::On { objects, .. } => {
-                    verdicts.insert(
-                        gi.id,
-                        Verdict {
-                            objects: objects.clone(),
-                            reached: reached.remove(&i).unwrap_or_default(),
-                            leaked: !promoted.contains(&i),
-                        },
+                    let n = objects.len();
+                    let at = reach_at[i] as usize;
+                    verdicts.objects.extend(objects);
+                    verdicts.reached.extend(
+                        reached
+                            .get_mut(at..at + n)
+                            .into_iter()
+                            .flatten()
+                            .map(Option::take),
                     );
+                    verdicts.reached.resize(verdicts.objects.len(), None);
+                    verdicts.list.push(Verdict {
+                        id: gi.id,
+                        first,
+                        n: n as u32,
+                        leaked: !promoted.contains(i),
+                    });
                 }
                 _ => {}
             }
         }
+        verdicts.finish();
         Ok(PassOut {
             heap_counts: marker.scan_counts(),
             verdicts,
@@ -601,47 +842,29 @@ impl Program<'_> {
         })
     }
 
-    /// Reads the stacks of `gs` and, with `mark`, scans them as roots; records which goroutines
+    /// Scans stacks read by [`read_stacks`]: with `mark`, as roots; records which goroutines
     /// point straight at each watched object.
     #[allow(clippy::too_many_arguments)]
-    fn scan_stacks<'g, M: Memory + ?Sized>(
+    fn scan_stacks(
         &self,
-        mem: &M,
+        pcs: &mut PcCache<'p>,
         marker: &mut Marker<'_>,
         mark: bool,
-        gs: impl Iterator<Item = &'g GIn>,
+        stacks: Stacks<'_, '_>,
         rodata: Option<u64>,
         stats: &mut ScanStats,
         direct: &mut FxHashMap<ObjRef, Vec<u64>>,
     ) {
-        // (goroutine, pc, sp, precise)
-        let mut plan: Vec<(&GIn, u64, u64, bool)> = Vec::new();
-        let mut reqs: Vec<ReadReq> = Vec::new();
-        for gi in gs {
-            let r = &gi.raw;
-            if r.stack_hi <= r.stack_lo || r.stack_hi - r.stack_lo > MAX_STACK {
-                continue;
-            }
-            let (pc, sp, precise) = if gi.state == GoState::Running {
-                (0, r.stack_lo, false)
-            } else {
-                let (pc, sp) = crate::unwind::start(r);
-                if sp < r.stack_lo || sp >= r.stack_hi {
-                    (0, r.stack_lo, false)
-                } else {
-                    (pc, sp, true)
-                }
-            };
-            plan.push((gi, pc, sp, precise));
-            reqs.push(ReadReq {
-                addr: sp,
-                len: (r.stack_hi - sp) as usize,
-            });
-        }
-        let total: usize = reqs.iter().map(|r| r.len).sum();
-        let mut buf = vec![0u8; total];
-        let mut ok = Vec::new();
-        mem.read_batch(&reqs, &mut buf, &mut ok);
+        let Stacks {
+            plan,
+            reqs,
+            buf,
+            ok,
+            read,
+        } = stacks;
+        stats.read += read;
+        stats.stacks_read += reqs.len() as u64;
+        stats.stack_bytes += buf.len() as u64;
         let mut at = 0usize;
         for (k, (gi, pc, sp, precise)) in plan.into_iter().enumerate() {
             let len = reqs[k].len;
@@ -652,18 +875,15 @@ impl Program<'_> {
             }
             let id = gi.id;
             let mut on_word = |at: u64, v: u64| {
-                if let Some(obj) = marker.watched_at(v) {
+                if let Some(obj) = marker.consider_watched(at, v, mark) {
                     let l = direct.entry(obj).or_default();
                     if l.len() < MAX_REFERRERS && l.last() != Some(&id) {
                         l.push(id);
                     }
                 }
-                if mark {
-                    marker.consider(at, v);
-                }
             };
             if precise {
-                scan_stack(self, pc, sp, bytes, rodata, stats, &mut on_word);
+                scan_stack(self, pcs, pc, sp, bytes, rodata, stats, &mut on_word);
             } else {
                 stats.conservative_frames += 1;
                 for (i, w) in bytes.chunks_exact(8).enumerate() {
@@ -764,6 +984,17 @@ impl Program<'_> {
         let sy = &self.layout.sync;
         let hc = &self.layout.hchan;
         let u32_at = |a: u64| mem.read_u32(a).ok();
+        // The goroutines waiting on each object, grouped once (ascending, deduplicated).
+        let mut waiting: Vec<Vec<u64>> = vec![Vec::new(); objects.len()];
+        for w in waits {
+            if let Some(l) = waiting.get_mut(w.object as usize) {
+                l.push(w.goroutine);
+            }
+        }
+        for l in &mut waiting {
+            l.sort_unstable();
+            l.dedup();
+        }
         for (i, o) in objects.iter_mut().enumerate() {
             let a = o.addr;
             o.state = match o.kind {
@@ -806,14 +1037,15 @@ impl Program<'_> {
                 },
                 _ => ObjectState::default(),
             };
-            let waiting: FxHashSet<u64> = waits
-                .iter()
-                .filter(|w| w.object as usize == i)
-                .map(|w| w.goroutine)
-                .collect();
+            let waiting = &waiting[i];
             o.referrers = refs
                 .get(&a)
-                .map(|l| l.iter().copied().filter(|g| !waiting.contains(g)).collect())
+                .map(|l| {
+                    l.iter()
+                        .copied()
+                        .filter(|g| waiting.binary_search(g).is_err())
+                        .collect()
+                })
                 .unwrap_or_default();
             let held = o.state.locked == Some(true) || o.state.readers.is_some_and(|r| r > 0);
             if matches!(o.kind, ObjectKind::Mutex | ObjectKind::RWMutex) && held {
@@ -836,19 +1068,18 @@ pub(crate) fn same_wait(a: &GRaw, b: &GRaw) -> bool {
 
 /// The wait-for graph's objects and edges from the verdicts.
 fn graph(
-    verdicts: &FxHashMap<u64, Verdict>,
+    verdicts: &Verdicts,
     homes: &FxHashMap<u64, (u64, u64)>,
     leaked: &[u64],
 ) -> (Vec<SyncObject>, Vec<WaitEdge>) {
     let mut objects: Vec<SyncObject> = Vec::new();
     let mut index: FxHashMap<u64, u32> = FxHashMap::default();
     let mut edges = Vec::new();
-    let mut ids: Vec<&u64> = verdicts.keys().collect();
-    ids.sort_unstable();
-    for id in ids {
-        let v = &verdicts[id];
+    for v in &verdicts.list {
+        let id = &v.id;
         let is_leaked = leaked.binary_search(id).is_ok();
-        for (k, o) in v.objects.iter().enumerate() {
+        let reached = verdicts.reached(v);
+        for (k, o) in verdicts.objects(v).iter().enumerate() {
             let idx = *index.entry(o.object).or_insert_with(|| {
                 objects.push(SyncObject {
                     addr: o.object,
@@ -870,7 +1101,7 @@ fn graph(
                 (objects.len() - 1) as u32
             });
             let obj = &mut objects[idx as usize];
-            match v.reached.get(k).cloned().flatten() {
+            match reached.get(k).cloned().flatten() {
                 Some(via) => obj.reach = Reach::Reachable { via },
                 None if is_leaked && obj.reach == Reach::Unknown => obj.reach = Reach::Unreachable,
                 None => {}
@@ -886,4 +1117,166 @@ fn graph(
         }
     }
     (objects, edges)
+}
+
+/// Memory with some ranges read ahead in vectored reads: a read inside one of them is served
+/// from that copy, any other from the target.
+struct ReadAhead<'m, M: ?Sized> {
+    mem: &'m M,
+    /// (start, end, offset in `buf`) of the ranges read, in the order read.
+    ranges: Vec<(u64, u64, usize)>,
+    /// Indices into `ranges`, sorted by start.
+    sorted: Vec<usize>,
+    buf: Vec<u8>,
+}
+
+impl<'m, M: Memory + ?Sized> ReadAhead<'m, M> {
+    fn new(mem: &'m M) -> Self {
+        ReadAhead {
+            mem,
+            ranges: Vec::new(),
+            sorted: Vec::new(),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Reads `reqs` in one vectored read and keeps those that were read.
+    fn add(&mut self, reqs: &[ReadReq]) {
+        let at = self.buf.len();
+        self.buf
+            .resize(at + reqs.iter().map(|r| r.len).sum::<usize>(), 0);
+        let mut ok = Vec::new();
+        self.mem.read_batch(reqs, &mut self.buf[at..], &mut ok);
+        let mut off = at;
+        for (k, r) in reqs.iter().enumerate() {
+            if ok.get(k).copied().unwrap_or(false) {
+                self.sorted.push(self.ranges.len());
+                self.ranges.push((r.addr, r.addr + r.len as u64, off));
+            }
+            off += r.len;
+        }
+        let ranges = &self.ranges;
+        self.sorted.sort_unstable_by_key(|&i| ranges[i].0);
+    }
+
+    /// The copy of `[addr, addr + len)`, if it lies in one range read.
+    fn find(&self, addr: u64, len: u64) -> Option<&[u8]> {
+        let i = self
+            .sorted
+            .partition_point(|&i| self.ranges[i].0 <= addr)
+            .checked_sub(1)?;
+        let (start, end, off) = self.ranges[self.sorted[i]];
+        let o = off + (addr - start) as usize;
+        (addr.checked_add(len)? <= end).then(|| &self.buf[o..o + len as usize])
+    }
+
+    fn covers(&self, addr: u64, len: u64) -> bool {
+        self.find(addr, len).is_some()
+    }
+}
+
+impl<M: Memory + ?Sized> Memory for ReadAhead<'_, M> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), gostall_target::MemError> {
+        match self.find(addr, buf.len() as u64) {
+            Some(b) => {
+                buf.copy_from_slice(b);
+                Ok(())
+            }
+            None => self.mem.read(addr, buf),
+        }
+    }
+}
+
+/// gostall's resident memory in MiB, for timing reports (0 when only timing is off or unknown).
+fn rss_mib() -> u64 {
+    if !crate::timing() {
+        return 0;
+    }
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb >> 10)
+}
+
+/// Goroutine stacks read for a scan.
+struct Stacks<'g, 'r> {
+    /// (goroutine, pc, sp, precise) for each stack read.
+    plan: Vec<(&'g GIn<'r>, u64, u64, bool)>,
+    reqs: Vec<ReadReq>,
+    buf: Vec<u8>,
+    ok: Vec<bool>,
+    /// Time the read took.
+    read: Duration,
+}
+
+/// Reads the stacks of `gs` (from the saved stack pointer up; running goroutines' whole stacks)
+/// in one vectored read.
+fn read_stacks<'g, 'r: 'g, M: Memory + ?Sized>(
+    mem: &M,
+    gs: impl Iterator<Item = &'g GIn<'r>>,
+) -> Stacks<'g, 'r> {
+    let mut plan = Vec::new();
+    let mut reqs: Vec<ReadReq> = Vec::new();
+    for gi in gs {
+        let r = &gi.raw;
+        if r.stack_hi <= r.stack_lo || r.stack_hi - r.stack_lo > MAX_STACK {
+            continue;
+        }
+        let (pc, sp, precise) = if gi.state == GoState::Running {
+            (0, r.stack_lo, false)
+        } else {
+            let (pc, sp) = crate::unwind::start(r);
+            if sp < r.stack_lo || sp >= r.stack_hi {
+                (0, r.stack_lo, false)
+            } else {
+                (pc, sp, true)
+            }
+        };
+        plan.push((gi, pc, sp, precise));
+        reqs.push(ReadReq {
+            addr: sp,
+            len: (r.stack_hi - sp) as usize,
+        });
+    }
+    let total: usize = reqs.iter().map(|r| r.len).sum();
+    let mut buf = vec![0u8; total];
+    let mut ok = Vec::new();
+    let t = Instant::now();
+    mem.read_batch(&reqs, &mut buf, &mut ok);
+    Stacks {
+        plan,
+        reqs,
+        buf,
+        ok,
+        read: t.elapsed(),
+    }
+}
+
+/// Gives the memory the last pass freed back to the system (glibc keeps freed memory, in the
+/// arena of each thread that used it, for reuse): the next pass's allocations would otherwise
+/// add to it.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory of the allocator's arenas to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Goroutines (by index) that may run or were woken in the fixed point.
+struct Promoted(Vec<bool>);
+
+impl Promoted {
+    /// Marks `i`; `true` if it was not before.
+    fn insert(&mut self, i: usize) -> bool {
+        !std::mem::replace(&mut self.0[i], true)
+    }
+
+    fn contains(&self, i: usize) -> bool {
+        self.0[i]
+    }
 }

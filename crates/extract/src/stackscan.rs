@@ -6,7 +6,8 @@
 //! preemption and its `asyncPreempt` frame are scanned conservatively, as the runtime does.
 
 use crate::Program;
-use gostall_binfmt::{FuncId, PtrBits};
+use gostall_binfmt::{FrameMaps, FuncId, PtrBits};
+use rustc_hash::FxHashMap;
 
 /// Deepest stack scanned frame by frame.
 const MAX_FRAMES: usize = 4096;
@@ -18,6 +19,57 @@ pub(crate) struct ScanStats {
     pub precise_frames: u64,
     /// Frames (or whole stacks) scanned conservatively.
     pub conservative_frames: u64,
+    /// Stacks read, their bytes and the time reading them took (for timing reports).
+    pub stacks_read: u64,
+    pub stack_bytes: u64,
+    pub read: std::time::Duration,
+}
+
+/// What scanning a frame needs to know about its PC, from the pclntab: looked up once per
+/// distinct PC (a program has a few thousand; 200k stacks have millions of frames).
+pub(crate) struct PcFrame<'p> {
+    /// SP delta at the PC (the walk stops where there is none).
+    delta: Option<i64>,
+    id: FuncId,
+    /// The walk ends at this frame.
+    stop: bool,
+    maps: FrameMaps<'p>,
+    /// Bytes of arguments (scanned conservatively when the function has no args map).
+    args: i32,
+}
+
+/// Frame facts by runtime PC (`None`: no function there), for one `rodata`.
+#[derive(Default)]
+pub(crate) struct PcCache<'p> {
+    frames: FxHashMap<u64, Option<PcFrame<'p>>>,
+}
+
+impl<'p> PcCache<'p> {
+    fn get(&mut self, prog: &Program<'p>, pc: u64, rodata: Option<u64>) -> Option<&PcFrame<'p>> {
+        self.frames
+            .entry(pc)
+            .or_insert_with(|| {
+                let pcln = &prog.pcln;
+                let link = pc.checked_sub(prog.bias)?;
+                let func = pcln.find_func(link)?;
+                let id = pcln.func_id(&func);
+                Some(PcFrame {
+                    delta: pcln.sp_delta(&func, link).map(i64::from),
+                    id,
+                    stop: matches!(
+                        id,
+                        FuncId::Goexit
+                            | FuncId::Mstart
+                            | FuncId::Rt0Go
+                            | FuncId::Mcall
+                            | FuncId::Morestack
+                    ) || pcln.func_flag(&func) & gostall_binfmt::FuncFlag::TOP_FRAME != 0,
+                    maps: pcln.frame_maps(&func, link, rodata.unwrap_or(0)),
+                    args: pcln.args(&func),
+                })
+            })
+            .as_ref()
+    }
 }
 
 /// One stack object: where it is and which of its words may hold pointers.
@@ -32,8 +84,10 @@ struct StackObj<'a> {
 /// Scans the stack of a goroutine stopped at `pc`/`sp`. `bytes` holds the target's stack from
 /// `sp` to the stack top. `on_word(at, value)` sees every live pointer word that does not point
 /// into the stack itself (the caller marks from it).
-pub(crate) fn scan_stack(
-    prog: &Program<'_>,
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn scan_stack<'p>(
+    prog: &Program<'p>,
+    pcs: &mut PcCache<'p>,
     mut pc: u64,
     sp0: u64,
     bytes: &[u8],
@@ -42,7 +96,6 @@ pub(crate) fn scan_stack(
     on_word: &mut dyn FnMut(u64, u64),
 ) {
     let hi = sp0 + bytes.len() as u64;
-    let pcln = &prog.pcln;
     let word = |at: u64| -> Option<u64> {
         let off = at.checked_sub(sp0)? as usize;
         bytes
@@ -75,15 +128,11 @@ pub(crate) fn scan_stack(
     let mut precise = true;
     while frames < MAX_FRAMES {
         frames += 1;
-        let Some(f) = pc
-            .checked_sub(prog.bias)
-            .and_then(|link| pcln.find_func(link))
-        else {
+        let Some(f) = pcs.get(prog, pc, rodata) else {
             precise = false;
             break;
         };
-        let link = pc - prog.bias;
-        let Some(delta) = pcln.sp_delta(&f, link).filter(|&d| d >= 0) else {
+        let Some(delta) = f.delta.filter(|&d| d >= 0) else {
             precise = false;
             break;
         };
@@ -93,18 +142,14 @@ pub(crate) fn scan_stack(
             // The saved frame pointer sits below the return address.
             varp -= 8;
         }
-        let id = pcln.func_id(&f);
-        let stop = matches!(
-            id,
-            FuncId::Goexit | FuncId::Mstart | FuncId::Rt0Go | FuncId::Mcall | FuncId::Morestack
-        ) || pcln.func_flag(&f) & gostall_binfmt::FuncFlag::TOP_FRAME != 0;
+        let (id, stop) = (f.id, f.stop);
         let conservative = conservative_next || id == FuncId::AsyncPreempt;
         conservative_next = id == FuncId::AsyncPreempt;
         if conservative {
             stats.conservative_frames += 1;
             scan_range(&mut into_stack, sp, (fp - sp) / 8, None);
         } else {
-            let maps = pcln.frame_maps(&f, link, rodata.unwrap_or(0));
+            let maps = &f.maps;
             let locals_size = varp - sp;
             match maps.locals {
                 Some(b) if locals_size > 0 => {
@@ -120,7 +165,7 @@ pub(crate) fn scan_stack(
             match maps.args {
                 Some(b) => scan_range(&mut into_stack, fp, u64::from(b.n), Some(b)),
                 None if maps.no_args_map => {
-                    let n = u64::try_from(pcln.args(&f)).unwrap_or(0) / 8;
+                    let n = u64::try_from(f.args).unwrap_or(0) / 8;
                     scan_range(&mut into_stack, fp, n.min(64), None);
                 }
                 None => {}

@@ -39,9 +39,11 @@ pub enum HeapError {
 /// Most arenas read (a 64 MiB arena each: 16 TiB).
 const MAX_ARENAS: usize = 1 << 18;
 /// Bytes read per vectored batch while marking.
-const BATCH_BYTES: usize = 8 << 20;
+const BATCH_BYTES: usize = 2 << 20;
 /// Requests per vectored batch.
 const BATCH_REQS: usize = 1024;
+/// Objects (pieces) per vectored batch.
+const BATCH_PIECES: usize = 16 << 10;
 
 /// A span of heap objects of one size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,8 +70,9 @@ pub struct Span {
     pub bits_at_end: bool,
 }
 
-/// An object: its span and index in the span.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// An object: its span and index in the span. Spans are numbered in address order, so objects
+/// order by address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjRef {
     /// Index into [`Heap::spans`].
     pub span: u32,
@@ -77,18 +80,73 @@ pub struct ObjRef {
     pub index: u32,
 }
 
+/// Most entries of the dense arena index (4 MiB); arenas spread wider are looked up by hash.
+const MAX_DENSE_ARENAS: u64 = 1 << 20;
+
+/// Arena index → position of the arena's page map: a vector over the arenas' range (one load per
+/// lookup), or a hash map when the arenas are spread too far apart for one.
+#[derive(Debug, Default)]
+struct ArenaIndex {
+    /// First arena index covered by `dense`.
+    lo: u64,
+    /// Position + 1 per arena index from `lo` (0: no arena).
+    dense: Vec<u32>,
+    sparse: FxHashMap<u64, u32>,
+}
+
+impl ArenaIndex {
+    fn new(entries: &[(u64, u32)]) -> Self {
+        let lo = entries.iter().map(|e| e.0).min().unwrap_or(0);
+        let hi = entries.iter().map(|e| e.0).max().unwrap_or(0);
+        let mut index = ArenaIndex {
+            lo,
+            ..ArenaIndex::default()
+        };
+        if entries.is_empty() {
+            return index;
+        }
+        if hi - lo < MAX_DENSE_ARENAS {
+            index.dense = vec![0; (hi - lo + 1) as usize];
+            for &(i, pos) in entries {
+                index.dense[(i - lo) as usize] = pos + 1;
+            }
+        } else {
+            index.sparse = entries.iter().copied().collect();
+        }
+        index
+    }
+
+    #[inline]
+    fn get(&self, i: u64) -> Option<u32> {
+        if self.sparse.is_empty() {
+            let p = *self.dense.get(i.wrapping_sub(self.lo) as usize)?;
+            (p != 0).then(|| p - 1)
+        } else {
+            self.sparse.get(&i).copied()
+        }
+    }
+}
+
 /// The heap's span map, as read at one moment.
 #[derive(Debug, Default)]
 pub struct Heap {
     arena_bytes: u64,
+    /// log2 of `arena_bytes` when it is a power of two (it is on every Go platform).
+    arena_shift: Option<u32>,
     arena_base_offset: u64,
     page_shift: u32,
-    /// Arena index → position in `pages`.
-    arenas: FxHashMap<u64, u32>,
-    /// Per arena, per page: span index + 1 (0: no in-use span).
-    pages: Vec<Vec<u32>>,
-    /// In-use spans.
+    /// Arena index → position of its pages in `pages`.
+    arenas: ArenaIndex,
+    /// Pages per arena.
+    arena_pages: usize,
+    /// Per arena (`arena_pages` entries each), per page: span index + 1 (0: no in-use span).
+    pages: Vec<u32>,
+    /// In-use spans, in address order.
     pub spans: Vec<Span>,
+    /// Per span, what the mark's hot path needs, in one small record.
+    hot: Vec<HotSpan>,
+    /// Words of a bitmap with one bit per object slot of every span ([`HotSpan::bit_word`]).
+    object_words: usize,
     lo: u64,
     hi: u64,
     /// Bytes of all in-use spans.
@@ -97,6 +155,27 @@ pub struct Heap {
     bits: Option<HeapBits>,
     /// Arena index → its `heapArena` record (for the arena bitmap).
     arena_records: FxHashMap<u64, u64>,
+}
+
+/// The mark's bits of 64 object slots.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(align(32))]
+struct ObjBits {
+    mark: u64,
+    watched: u64,
+    /// Marked, of a scan span, not scanned yet.
+    grey: u64,
+}
+
+/// A span's fields the mark reads for every pointer.
+#[derive(Debug, Clone, Copy, Default)]
+struct HotSpan {
+    base: u64,
+    elemsize: u64,
+    nelems: u32,
+    /// First word of the span's bits in bitmaps over every object slot (marks, watched objects).
+    bit_word: u32,
+    noscan: bool,
 }
 
 fn u64_at(b: &[u8], off: u64) -> u64 {
@@ -172,8 +251,13 @@ impl Heap {
         let map_len = pages_per_arena * 8;
         let mut heap = Heap {
             arena_bytes: l.arena_bytes,
+            arena_shift: l
+                .arena_bytes
+                .is_power_of_two()
+                .then(|| l.arena_bytes.trailing_zeros()),
             arena_base_offset: l.arena_base_offset,
             page_shift: l.page_size.trailing_zeros(),
+            arena_pages: pages_per_arena,
             lo: u64::MAX,
             bits: Some(l.bits),
             arena_records,
@@ -230,35 +314,131 @@ impl Heap {
                 );
             }
         }
-        // Keep in-use spans; map their pages.
+        // Keep in-use spans, in address order (as found, since the arenas and their pages are
+        // walked in order); map their pages.
+        let mut kept: Vec<(u64, usize)> = parsed
+            .iter()
+            .enumerate()
+            .filter_map(|(k, s)| s.map(|s| (s.base, k)))
+            .collect();
+        if !kept.is_sorted() {
+            kept.sort_unstable();
+        }
         let mut new_index: Vec<u32> = vec![0; parsed.len()];
-        for (k, s) in parsed.iter().enumerate() {
-            if let Some(s) = s {
-                heap.spans.push(*s);
-                new_index[k] = heap.spans.len() as u32;
-                heap.lo = heap.lo.min(s.base);
-                heap.hi = heap.hi.max(s.end);
-                heap.span_bytes += s.end - s.base;
-            }
+        for (_, k) in kept {
+            let s = parsed[k].expect("kept spans were parsed");
+            heap.spans.push(s);
+            new_index[k] = heap.spans.len() as u32;
+            heap.lo = heap.lo.min(s.base);
+            heap.hi = heap.hi.max(s.end);
+            heap.span_bytes += s.end - s.base;
         }
+        let mut positions: Vec<(u64, u32)> = Vec::with_capacity(raw_maps.len());
+        heap.pages.reserve(raw_maps.len() * pages_per_arena);
         for (i, map) in raw_maps {
-            let pages: Vec<u32> = map
-                .iter()
-                .map(|&s| {
-                    if s == 0 {
-                        0
-                    } else {
-                        span_index.get(&s).map_or(0, |&k| new_index[k as usize])
-                    }
-                })
-                .collect();
-            heap.arenas.insert(i, heap.pages.len() as u32);
-            heap.pages.push(pages);
+            positions.push((i, positions.len() as u32));
+            heap.pages.extend(map.iter().map(|&s| {
+                if s == 0 {
+                    0
+                } else {
+                    span_index.get(&s).map_or(0, |&k| new_index[k as usize])
+                }
+            }));
         }
+        heap.arenas = ArenaIndex::new(&positions);
         if heap.spans.is_empty() {
             heap.lo = 0;
         }
+        heap.index_spans();
         Ok(heap)
+    }
+
+    /// Fills the hot records and bitmap offsets of `spans`.
+    fn index_spans(&mut self) {
+        let mut word = 0usize;
+        self.hot = self
+            .spans
+            .iter()
+            .map(|s| {
+                let h = HotSpan {
+                    base: s.base,
+                    elemsize: s.elemsize,
+                    nelems: s.nelems,
+                    bit_word: word as u32,
+                    noscan: s.noscan,
+                };
+                word += (s.nelems as usize).div_ceil(64);
+                h
+            })
+            .collect();
+        self.object_words = word;
+    }
+
+    /// Where the pointer words of the piece at `a` (bytes `bytes`) are described.
+    /// (The piece lies in span `span`; `None`: in none.)
+    fn source_in(&self, span: Option<u32>, a: u64, bytes: &[u8]) -> Source {
+        let heap = self;
+        let Some(s) = span else {
+            return Source::All;
+        };
+        let span = &heap.spans[s as usize];
+        match heap.bits {
+            Some(HeapBits::ArenaBitmap { .. }) => {
+                let off = a.wrapping_sub(heap.arena_base_offset);
+                let ai = off / heap.arena_bytes;
+                Source::Bits {
+                    key: MapKey::Arena(ai),
+                    first: (off % heap.arena_bytes) / 8,
+                }
+            }
+            Some(HeapBits::Headers { max_in_span, .. }) => {
+                if span.elemsize <= max_in_span && !span.large {
+                    if !span.bits_at_end {
+                        return Source::All;
+                    }
+                    return Source::Bits {
+                        key: MapKey::Span(s),
+                        first: (a - span.base) / 8,
+                    };
+                }
+                if span.large {
+                    if span.large_type == 0 {
+                        return Source::None;
+                    }
+                    return Source::Typed {
+                        ty: span.large_type,
+                        data: span.base,
+                    };
+                }
+                // A header: the object's first word names its type.
+                let base = span.base + (a - span.base) / span.elemsize * span.elemsize;
+                if base != a {
+                    return Source::All;
+                }
+                match bytes.get(..8) {
+                    Some(w) => {
+                        let ty = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+                        if ty == 0 {
+                            Source::All
+                        } else {
+                            Source::Typed { ty, data: a + 8 }
+                        }
+                    }
+                    None => Source::All,
+                }
+            }
+            _ => Source::All,
+        }
+    }
+
+    /// Word and bit of object `r` in a bitmap over every object slot.
+    #[inline]
+    fn bit_of(&self, r: ObjRef) -> (usize, u64) {
+        let h = &self.hot[r.span as usize];
+        (
+            h.bit_word as usize + (r.index / 64) as usize,
+            1 << (r.index % 64),
+        )
     }
 
     /// The allocated-or-free object slot of an in-use span that contains `p`, if any. Free slots
@@ -266,11 +446,19 @@ impl Heap {
     #[inline]
     pub fn object_of(&self, p: u64) -> Option<ObjRef> {
         let s = self.span_of(p)?;
-        let span = &self.spans[s as usize];
-        if p < span.base {
-            return None;
-        }
-        let index = (p - span.base) / span.elemsize;
+        let span = &self.hot[s as usize];
+        let off = p.checked_sub(span.base)?;
+        let index = if span.nelems == 1 {
+            if off >= span.elemsize {
+                return None;
+            }
+            0
+        } else if off <= u64::from(u32::MAX) && span.elemsize <= u64::from(u32::MAX) {
+            // A 32-bit division: the offsets in small-object spans are small.
+            u64::from(off as u32 / span.elemsize as u32)
+        } else {
+            off / span.elemsize
+        };
         if index >= u64::from(span.nelems) {
             return None;
         }
@@ -287,8 +475,16 @@ impl Heap {
             return None;
         }
         let off = p.wrapping_sub(self.arena_base_offset);
-        let pages = &self.pages[*self.arenas.get(&(off / self.arena_bytes))? as usize];
-        let s = *pages.get(((off % self.arena_bytes) >> self.page_shift) as usize)?;
+        let (arena, within) = match self.arena_shift {
+            Some(sh) => (off >> sh, off & (self.arena_bytes - 1)),
+            None => (off / self.arena_bytes, off % self.arena_bytes),
+        };
+        let pos = self.arenas.get(arena)? as usize;
+        let page = (within >> self.page_shift) as usize;
+        if page >= self.arena_pages {
+            return None;
+        }
+        let s = *self.pages.get(pos * self.arena_pages + page)?;
         (s != 0).then_some(s - 1)
     }
 
@@ -384,6 +580,39 @@ fn parse_span(l: &HeapLayout, b: &[u8]) -> Option<Span> {
     })
 }
 
+/// What a mark read, for timing reports.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MarkStats {
+    /// Rounds of [`Marker::drain`]: each takes every queued object.
+    pub waves: u64,
+    /// Most objects queued in one round.
+    pub max_wave: u64,
+    /// Vectored reads of objects.
+    pub batches: u64,
+    /// Ranges read.
+    pub ranges: u64,
+    /// Bytes read (objects and the gaps between those read together).
+    pub bytes_read: u64,
+    /// Time spent reading objects.
+    pub read: std::time::Duration,
+    /// Time spent reading pointer bitmaps and types.
+    pub maps: std::time::Duration,
+    /// Time spent scanning what was read (on whichever thread).
+    pub scan: std::time::Duration,
+    /// Time spent sorting rounds.
+    pub sort: std::time::Duration,
+    /// Wall time of [`Marker::drain`].
+    pub drain: std::time::Duration,
+    /// Time threads waited with nothing to read or scan.
+    pub wait: std::time::Duration,
+    /// Time threads spent scanning (with the lock on the mark).
+    pub scanned: std::time::Duration,
+    /// Time spent cutting rounds into batches.
+    pub build: std::time::Duration,
+    /// Wall time of the rounds read by two threads.
+    pub parallel: std::time::Duration,
+}
+
 /// Marks objects reachable from the roots it is given.
 ///
 /// Marked objects of scan size classes wait in a queue; [`Marker::drain`] reads them span by
@@ -394,16 +623,27 @@ fn parse_span(l: &HeapLayout, b: &[u8]) -> Option<Span> {
 #[derive(Debug)]
 pub struct Marker<'h> {
     heap: &'h Heap,
-    /// Per span: mark bits (allocated on first mark).
-    marks: Vec<Vec<u64>>,
-    /// Marked objects not scanned yet.
-    pending: Vec<ObjRef>,
+    /// Mark, watch and grey bits of every object slot, 64 slots a record
+    /// ([`HotSpan::bit_word`]): one cache line for what marking an object touches.
+    bits: Vec<ObjBits>,
+    /// Per span: some object in it is grey (marked, of a scan span, not scanned yet).
+    grey_spans: Vec<u64>,
+    /// Grey objects.
+    n_grey: usize,
+    /// The grey bits of the round being drained (taken from `grey`; all clear between rounds).
+    wave_bits: Vec<u64>,
+    wave_spans: Vec<u64>,
     /// Parts of huge objects still to scan: (address, length).
     pending_ranges: Vec<(u64, u64)>,
     hidden: FxHashSet<u64>,
-    /// Per span: some object in it is watched.
-    span_watched: Vec<bool>,
-    watched: FxHashSet<ObjRef>,
+    /// Bit `(addr >> 12) % HIDDEN_FILTER_BITS` set for every hidden word: most words scanned lie
+    /// on pages without one and skip the hash lookup.
+    hidden_pages: Vec<u64>,
+    /// Per span: a word in it is hidden; and whether a hidden word lies outside every span.
+    hidden_spans: Vec<u64>,
+    hidden_outside: bool,
+    /// Objects watched.
+    n_watched: usize,
     /// Watched objects marked since the last [`Marker::take_hits`].
     hits: Vec<ObjRef>,
     /// With [`Marker::trace`]: for each marked object, the address of the word that marked it.
@@ -414,38 +654,73 @@ pub struct Marker<'h> {
     pub bytes_scanned: u64,
     /// Bytes of objects that could not be read.
     pub unreadable: u64,
-    reqs: Vec<ReadReq>,
-    buf: Vec<u8>,
-    ok: Vec<bool>,
+    /// What the mark read, and how long that took.
+    pub stats: MarkStats,
+    /// Pointer values whose objects are marked, direct-mapped by a hash of the value (0: none;
+    /// 0 is never in the heap), so repeated pointers to one object skip its lookup.
+    seen: Vec<u64>,
     maps: PtrMaps,
+    /// Per thread draining: its reading state.
+    readers: Vec<Reader>,
+    /// Buffers of batches, reused.
+    chunks: Vec<Chunk>,
+    /// Which bitmaps and types were read.
+    wanted: Wanted,
+    /// Batches read so far (their numbers order the scan).
+    batches: u64,
 }
 
-/// One range read in a single request: `[start, end)` and the objects (address, length) in it.
-type Run = (u64, u64, Vec<(u64, u64)>);
-
 /// Objects of one span at most this far apart are read as one range.
-const COALESCE_GAP: u64 = 4096;
+const COALESCE_GAP: u64 = 1024;
+
+/// log2 of the entries of the cache of pointer values whose objects are marked (64 KiB: it
+/// stays in the L2 cache; 512 KiB missed it and was slower, 8 KiB hit less).
+const SEEN_BITS: u32 = 13;
+
+/// The slot of pointer value `v` in [`Marker`]'s cache of values whose objects are marked.
+#[inline]
+fn seen_slot(v: u64) -> usize {
+    (v.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SEEN_BITS)) as usize
+}
+
+/// Pages (4 KiB) told apart by the hidden words' filter: 128 KiB of bits.
+const HIDDEN_FILTER_BITS: u64 = 1 << 20;
+
+/// Whether bit `i` is set in a bitmap of `u64` words.
+#[inline]
+fn bit_at(bits: &[u64], i: u64) -> bool {
+    bits.get((i / 64) as usize)
+        .is_some_and(|w| w >> (i % 64) & 1 != 0)
+}
 
 impl<'h> Marker<'h> {
     /// A mark with nothing marked.
     pub fn new(heap: &'h Heap) -> Self {
         Marker {
             heap,
-            marks: vec![Vec::new(); heap.spans.len()],
-            pending: Vec::new(),
+            bits: vec![ObjBits::default(); heap.object_words],
+            grey_spans: vec![0; heap.spans.len().div_ceil(64)],
+            n_grey: 0,
+            wave_bits: vec![0; heap.object_words],
+            wave_spans: vec![0; heap.spans.len().div_ceil(64)],
             pending_ranges: Vec::new(),
             hidden: FxHashSet::default(),
-            span_watched: vec![false; heap.spans.len()],
-            watched: FxHashSet::default(),
+            hidden_pages: Vec::new(),
+            hidden_spans: vec![0; heap.spans.len().div_ceil(64)],
+            hidden_outside: false,
+            n_watched: 0,
             hits: Vec::new(),
             parents: None,
             marked: 0,
             bytes_scanned: 0,
             unreadable: 0,
-            reqs: Vec::new(),
-            buf: Vec::new(),
-            ok: Vec::new(),
-            maps: PtrMaps::default(),
+            stats: MarkStats::default(),
+            seen: vec![0; 1 << SEEN_BITS],
+            maps: PtrMaps::new(heap.spans.len()),
+            readers: Vec::new(),
+            chunks: Vec::new(),
+            wanted: Wanted::default(),
+            batches: 0,
         }
     }
 
@@ -454,22 +729,49 @@ impl<'h> Marker<'h> {
         self.heap
     }
 
+    /// Makes room for `words` more hidden words.
+    pub fn reserve_hidden(&mut self, words: usize) {
+        self.hidden.reserve(words);
+    }
+
     /// Hides the words in `[addr, addr + len)` from the mark: pointers stored there are not
     /// followed.
     pub fn hide(&mut self, addr: u64, len: u64) {
+        if self.hidden_pages.is_empty() {
+            self.hidden_pages = vec![0; (HIDDEN_FILTER_BITS / 64) as usize];
+        }
         let mut a = addr & !7;
         while a < addr.saturating_add(len) {
+            match self.heap.span_of(a) {
+                Some(s) => self.hidden_spans[(s / 64) as usize] |= 1 << (s % 64),
+                None => self.hidden_outside = true,
+            }
             self.hidden.insert(a);
+            let page = (a >> 12) % HIDDEN_FILTER_BITS;
+            self.hidden_pages[(page / 64) as usize] |= 1 << (page % 64);
             a += 8;
         }
+    }
+
+    /// Whether the word at `at` is hidden.
+    #[inline]
+    fn is_hidden(&self, at: u64) -> bool {
+        if self.hidden.is_empty() {
+            return false;
+        }
+        let page = (at >> 12) % HIDDEN_FILTER_BITS;
+        bit_at(&self.hidden_pages, page) && self.hidden.contains(&at)
     }
 
     /// Watches the object containing `p`: when it gets marked, [`Marker::take_hits`] returns it.
     /// Returns the object, or `None` when `p` is not in the heap.
     pub fn watch(&mut self, p: u64) -> Option<ObjRef> {
         let r = self.heap.object_of(p)?;
-        self.span_watched[r.span as usize] = true;
-        self.watched.insert(r);
+        let (w, bit) = self.heap.bit_of(r);
+        if self.bits[w].watched & bit == 0 {
+            self.bits[w].watched |= bit;
+            self.n_watched += 1;
+        }
         Some(r)
     }
 
@@ -502,15 +804,49 @@ impl<'h> Marker<'h> {
     /// The watched object `v` points into, if any (cheap for unwatched spans).
     #[inline]
     pub fn watched_at(&self, v: u64) -> Option<ObjRef> {
-        if v < self.heap.lo || v >= self.heap.hi || self.watched.is_empty() {
-            return None;
-        }
-        let s = self.heap.span_of(v)?;
-        if !self.span_watched[s as usize] {
+        if v < self.heap.lo || v >= self.heap.hi || self.n_watched == 0 {
             return None;
         }
         let r = self.heap.object_of(v)?;
-        self.watched.contains(&r).then_some(r)
+        self.is_watched(r).then_some(r)
+    }
+
+    /// Whether object `r` is watched.
+    #[inline]
+    fn is_watched(&self, r: ObjRef) -> bool {
+        let (w, bit) = self.heap.bit_of(r);
+        self.bits.get(w).is_some_and(|x| x.watched & bit != 0)
+    }
+
+    /// [`Marker::watched_at`]`(v)` and, with `mark`, [`Marker::consider`]`(at, v)`, looking the
+    /// object up once.
+    #[inline]
+    pub fn consider_watched(&mut self, at: u64, v: u64, mark: bool) -> Option<ObjRef> {
+        if v < self.heap.lo || v >= self.heap.hi {
+            return None;
+        }
+        if self.n_watched == 0 {
+            if mark {
+                self.consider(at, v);
+            }
+            return None;
+        }
+        let r = self.heap.object_of(v);
+        let watched = r.filter(|&r| self.is_watched(r));
+        if mark {
+            let slot = seen_slot(v);
+            if self.seen[slot] != v && !self.is_hidden(at) {
+                if let Some(r) = r {
+                    if self.mark_ref(r) {
+                        if let Some(p) = &mut self.parents {
+                            p.insert(r, at);
+                        }
+                    }
+                    self.seen[slot] = v;
+                }
+            }
+        }
+        watched
     }
 
     /// Watched objects marked since the last call.
@@ -530,22 +866,21 @@ impl<'h> Marker<'h> {
 
     /// Marks object `r`; `true` if it was not marked before.
     pub fn mark_ref(&mut self, r: ObjRef) -> bool {
-        let bits = &mut self.marks[r.span as usize];
-        if bits.is_empty() {
-            let n = self.heap.spans[r.span as usize].nelems as usize;
-            bits.resize(n.div_ceil(64), 0);
-        }
-        let (w, b) = ((r.index / 64) as usize, r.index % 64);
-        if bits[w] >> b & 1 != 0 {
+        let (w, bit) = self.heap.bit_of(r);
+        let b = &mut self.bits[w];
+        if b.mark & bit != 0 {
             return false;
         }
-        bits[w] |= 1 << b;
+        b.mark |= bit;
         self.marked += 1;
-        if self.span_watched[r.span as usize] && self.watched.contains(&r) {
-            self.hits.push(r);
+        let watched = b.watched & bit != 0;
+        if !self.heap.hot[r.span as usize].noscan {
+            b.grey |= bit;
+            self.grey_spans[(r.span / 64) as usize] |= 1 << (r.span % 64);
+            self.n_grey += 1;
         }
-        if !self.heap.spans[r.span as usize].noscan {
-            self.pending.push(r);
+        if watched {
+            self.hits.push(r);
         }
         true
     }
@@ -559,15 +894,17 @@ impl<'h> Marker<'h> {
 
     /// Whether object `r` is marked.
     pub fn is_marked_ref(&self, r: ObjRef) -> bool {
-        self.marks[r.span as usize]
-            .get((r.index / 64) as usize)
-            .is_some_and(|w| w >> (r.index % 64) & 1 != 0)
+        if r.index >= self.heap.spans.get(r.span as usize).map_or(0, |s| s.nelems) {
+            return false;
+        }
+        let (w, bit) = self.heap.bit_of(r);
+        self.bits.get(w).is_some_and(|x| x.mark & bit != 0)
     }
 
     /// Queues an object's contents for scanning without marking it (a finalizer's object: its
     /// referents are kept alive, it itself is not).
     pub fn scan_contents(&mut self, r: ObjRef) {
-        if !self.heap.spans[r.span as usize].noscan {
+        if !self.heap.hot[r.span as usize].noscan {
             let (base, size) = self.heap.object(r);
             self.pending_ranges.push((base, size));
         }
@@ -594,293 +931,661 @@ impl<'h> Marker<'h> {
     /// into unless the word is hidden.
     #[inline]
     pub fn consider(&mut self, at: u64, v: u64) {
+        self.consider_in(at, v, true);
+    }
+
+    /// [`Marker::consider`]; `hidden: false` when no word where `at` lies can be hidden.
+    #[inline]
+    fn consider_in(&mut self, at: u64, v: u64, hidden: bool) {
         if v < self.heap.lo || v >= self.heap.hi {
             return;
         }
-        if !self.hidden.is_empty() && self.hidden.contains(&at) {
+        // A value seen recently whose object was marked then: nothing to do (marks stay).
+        let slot = seen_slot(v);
+        if self.seen[slot] == v {
             return;
         }
-        if self.parents.is_some() {
-            if let Some(r) = self.heap.object_of(v) {
-                if self.mark_ref(r) {
-                    if let Some(p) = &mut self.parents {
-                        p.insert(r, at);
-                    }
-                }
+        if hidden && self.is_hidden(at) {
+            return;
+        }
+        let Some(r) = self.heap.object_of(v) else {
+            return;
+        };
+        if self.mark_ref(r) {
+            if let Some(p) = &mut self.parents {
+                p.insert(r, at);
             }
-            return;
         }
-        self.mark(v);
+        self.seen[slot] = v;
     }
 
-    /// Scans queued objects until none is left.
-    pub fn drain<M: Memory + ?Sized>(&mut self, mem: &M) {
-        // (read range, objects in it as (address, length))
-        let mut runs: Vec<Run> = Vec::new();
-        while !self.pending.is_empty() || !self.pending_ranges.is_empty() {
-            runs.clear();
-            let mut objs: Vec<(u64, u64)> = self
-                .pending
-                .drain(..)
-                .map(|r| self.heap.object(r))
-                .chain(self.pending_ranges.drain(..))
-                .collect();
-            objs.sort_unstable();
-            for (addr, len) in objs {
-                // Huge objects are scanned in pieces of at most BATCH_BYTES.
-                let mut a = addr;
-                let end = addr.saturating_add(len);
-                while a < end {
-                    let piece = (end - a).min(BATCH_BYTES as u64);
-                    match runs.last_mut() {
-                        Some((start, rend, members))
-                            if a >= *rend
-                                && a - *rend <= COALESCE_GAP
-                                && a + piece - *start <= BATCH_BYTES as u64
-                                && self.heap.same_span(*start, a) =>
-                        {
-                            *rend = a + piece;
-                            members.push((a, piece));
+    /// Scans queued objects until none is left. Each round takes every queued object, in
+    /// address order, and reads them in vectored batches of nearby ranges. Large rounds are
+    /// read by two threads, each scanning what it read in turn: batches are scanned one at a
+    /// time in address order, so the mark and the order of [`Marker::take_hits`] are those of
+    /// one thread.
+    pub fn drain<M: Memory + Sync + ?Sized>(&mut self, mem: &M) {
+        let t0 = std::time::Instant::now();
+        let heap = self.heap;
+        let mut wanted = std::mem::take(&mut self.wanted);
+        if wanted.span_bits.len() != heap.spans.len() {
+            wanted.span_bits = vec![u64::MAX; heap.spans.len()];
+        }
+        let mut readers = std::mem::take(&mut self.readers);
+        readers.resize_with(2, Reader::default);
+        let mut chunks = std::mem::take(&mut self.chunks);
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        while self.n_grey > 0 || !self.pending_ranges.is_empty() {
+            let objects = self.n_grey;
+            self.stats.waves += 1;
+            self.stats.max_wave = self
+                .stats
+                .max_wave
+                .max((objects + self.pending_ranges.len()) as u64);
+            // Objects marked while this round is scanned are grey for the next one. The round's
+            // objects come out of their bitmap in (span, index) order: address order.
+            self.take_grey();
+            self.n_grey = 0;
+            let mut wave_bits = std::mem::take(&mut self.wave_bits);
+            let mut wave_spans = std::mem::take(&mut self.wave_spans);
+            std::mem::swap(&mut ranges, &mut self.pending_ranges);
+            let ts = std::time::Instant::now();
+            ranges.sort_unstable();
+            self.stats.sort += ts.elapsed();
+            let first = self.batches;
+            let builder = std::sync::Mutex::new((
+                Builder::new(heap, &mut wave_bits, &mut wave_spans, &ranges),
+                first,
+            ));
+            {
+                let wanted_lock = std::sync::Mutex::new(&mut wanted);
+                // Every buffer a batch needs, allocated here rather than by the threads (whose
+                // allocator arenas would each keep what they freed).
+                chunks.resize_with(IN_FLIGHT, Chunk::new);
+                let queue = std::sync::Mutex::new(Queue {
+                    next: first,
+                    free: std::mem::take(&mut chunks),
+                    ..Queue::default()
+                });
+                let cv = std::sync::Condvar::new();
+                let marker = std::sync::Mutex::new(&mut *self);
+                let shared = Shared {
+                    builder: &builder,
+                    wanted: &wanted_lock,
+                    queue: &queue,
+                    cv: &cv,
+                    marker: &marker,
+                };
+                let (r0, rest) = readers.split_first_mut().expect("two readers");
+                if threads < 2 || objects + ranges.len() < PARALLEL_ROUND {
+                    shared.work(mem, heap, r0);
+                } else {
+                    let r1 = &mut rest[0];
+                    let tp = std::time::Instant::now();
+                    std::thread::scope(|sc| {
+                        let other = sc.spawn(|| shared.work(mem, heap, r1));
+                        shared.work(mem, heap, r0);
+                        if let Err(p) = other.join() {
+                            std::panic::resume_unwind(p);
                         }
-                        _ => runs.push((a, a + piece, vec![(a, piece)])),
-                    }
-                    a += piece;
+                    });
+                    r1.stats.parallel += tp.elapsed();
+                }
+                if let Ok(q) = queue.into_inner() {
+                    chunks = q.free;
                 }
             }
-            let mut i = 0;
-            while i < runs.len() {
-                let mut total = 0usize;
-                let mut j = i;
-                while j < runs.len()
-                    && (j == i
-                        || (total + (runs[j].1 - runs[j].0) as usize <= BATCH_BYTES
-                            && j - i < BATCH_REQS))
-                {
-                    total += (runs[j].1 - runs[j].0) as usize;
-                    j += 1;
-                }
-                self.scan_runs(mem, &runs[i..j], total);
-                i = j;
+            let next = builder.into_inner().map_or(first, |(_, k)| k);
+            self.batches = next;
+            // The builder cleared the bits it took; clear any left by a failed round.
+            if wave_spans.iter().any(|&w| w != 0) {
+                wave_bits.fill(0);
+                wave_spans.fill(0);
             }
+            self.wave_bits = wave_bits;
+            self.wave_spans = wave_spans;
+            ranges.clear();
+        }
+        for r in &mut readers {
+            let rs = std::mem::take(&mut r.stats);
+            self.stats.read += rs.read;
+            self.stats.maps += rs.maps;
+            self.stats.batches += rs.batches;
+            self.stats.ranges += rs.ranges;
+            self.stats.bytes_read += rs.bytes_read;
+            self.stats.wait += rs.wait;
+            self.stats.scanned += rs.scanned;
+            self.stats.build += rs.build;
+            self.stats.parallel += rs.parallel;
+        }
+        self.readers = readers;
+        self.chunks = chunks;
+        self.wanted = wanted;
+        self.stats.drain += t0.elapsed();
+    }
+
+    /// Moves the grey bits to the round's bitmap (`wave_bits`, `wave_spans`, both clear).
+    fn take_grey(&mut self) {
+        for (i, word) in self.grey_spans.iter_mut().enumerate() {
+            let mut spans = *word;
+            while spans != 0 {
+                let s = i * 64 + spans.trailing_zeros() as usize;
+                spans &= spans - 1;
+                let h = &self.heap.hot[s];
+                let first = h.bit_word as usize;
+                for w in first..first + (h.nelems as usize).div_ceil(64) {
+                    self.wave_bits[w] = std::mem::take(&mut self.bits[w].grey);
+                }
+            }
+            self.wave_spans[i] = std::mem::take(word);
         }
     }
 
-    fn scan_runs<M: Memory + ?Sized>(&mut self, mem: &M, runs: &[Run], total: usize) {
-        self.reqs.clear();
-        self.reqs.extend(runs.iter().map(|r| ReadReq {
-            addr: r.0,
-            len: (r.1 - r.0) as usize,
-        }));
-        let mut buf = std::mem::take(&mut self.buf);
-        if buf.len() < total {
-            buf.resize(total, 0);
+    /// Scans the pieces of a chunk read by [`Reader::fill`].
+    fn scan_chunk(&mut self, c: &mut Chunk) {
+        let t0 = std::time::Instant::now();
+        // The first read of a bitmap or type counts (a later batch may have read it again).
+        for (key, bits) in c.bitmaps.drain(..) {
+            if self.maps.bitmap(key).is_none() {
+                self.maps.set_bitmap(key, bits);
+            }
         }
-        let mut ok = std::mem::take(&mut self.ok);
-        mem.read_batch(&self.reqs, &mut buf[..total], &mut ok);
-        self.prefetch_maps(mem, runs, &buf, &ok);
+        for (ty, info) in c.types.drain(..) {
+            self.maps.types.entry(ty).or_insert(info);
+        }
+        // The maps are set aside while scanning, so marking can borrow the rest of the mark.
+        let mut maps = std::mem::take(&mut self.maps);
+        let heap = self.heap;
+        let batch = &c.batch;
         let mut at = 0usize;
-        for (k, (start, end, members)) in runs.iter().enumerate() {
-            let len = (end - start) as usize;
-            if !ok.get(k).copied().unwrap_or(false) {
+        for (k, run) in batch.runs.iter().enumerate() {
+            let len = (run.end - run.start) as usize;
+            if !c.ok.get(k).copied().unwrap_or(false) {
                 self.unreadable += len as u64;
                 at += len;
                 continue;
             }
-            for &(a, n) in members {
-                let off = at + (a - start) as usize;
+            // A range lies in one span: only a span with hidden words needs them checked.
+            let hidden = !self.hidden.is_empty()
+                && match heap.span_of(run.start) {
+                    Some(s) => self.hidden_spans[(s / 64) as usize] >> (s % 64) & 1 != 0,
+                    None => self.hidden_outside,
+                };
+            for m in run.members.clone() {
+                let (a, n) = batch.members[m];
+                let off = at + (a - run.start) as usize;
                 self.bytes_scanned += n;
-                let bytes = &buf[off..off + n as usize];
-                let words = bytes.chunks_exact(8).enumerate().map(|(i, w)| {
-                    (
-                        a + 8 * i as u64,
-                        u64::from_le_bytes(w.try_into().expect("8 bytes")),
-                    )
+                let bytes = &c.buf[off..off + n as usize];
+                // The piece's pointer words that point into the heap, found with the piece's
+                // metadata looked up once, marked as found.
+                maps.candidates(batch.sources[m], a, bytes, heap, &mut |at, v| {
+                    self.consider_in(at, v, hidden)
                 });
-                match self.source(a, bytes) {
-                    Source::None => {}
-                    Source::All => {
-                        self.maps.conservative += 1;
-                        for (at, v) in words {
-                            self.consider(at, v);
-                        }
-                    }
-                    Source::Bits { key, first } => {
-                        self.maps.precise += 1;
-                        for (i, (at, v)) in words.enumerate() {
-                            if self.maps.bit(key, first + i as u64) {
-                                self.consider(at, v);
-                            }
-                        }
-                    }
-                    Source::Typed { ty, data } => {
-                        self.maps.precise += 1;
-                        for (at, v) in words {
-                            if at >= data && self.maps.typed_bit(ty, at - data) {
-                                self.consider(at, v);
-                            }
-                        }
-                    }
-                }
             }
             at += len;
         }
-        self.buf = buf;
-        self.ok = ok;
+        self.maps = maps;
+        self.stats.scan += t0.elapsed();
     }
 }
 
-/// Which words of a piece of an object may hold pointers.
-enum Source {
-    /// None (a header-less object whose type has no pointers, a nil large type).
-    None,
-    /// Every word (no metadata could be read: conservative).
-    All,
-    /// Bit `first + i` of bitmap `key` for word `i` of the piece.
-    Bits { key: MapKey, first: u64 },
-    /// The words of type `ty` tiled from `data` (the object's first element).
-    Typed { ty: u64, data: u64 },
+/// Rounds with fewer objects are read and scanned on one thread.
+const PARALLEL_ROUND: usize = 2048;
+
+/// What the threads draining one round share.
+struct Shared<'s, 'h, 'w> {
+    /// The round's batches, handed out in address order, and the next batch's number.
+    builder: &'s std::sync::Mutex<(Builder<'w>, u64)>,
+    /// Which bitmaps and types some batch reads.
+    wanted: &'s std::sync::Mutex<&'w mut Wanted>,
+    /// The batches read and not scanned yet.
+    queue: &'s std::sync::Mutex<Queue>,
+    /// Signalled when a batch is scanned or a thread stops.
+    cv: &'s std::sync::Condvar,
+    /// The mark: locked by the thread whose turn it is to scan (see [`Queue::scanning`]).
+    marker: &'s std::sync::Mutex<&'s mut Marker<'h>>,
 }
 
-/// A cached bitmap: a span's trailing heap bits, or an arena's bitmap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum MapKey {
-    Span(u32),
-    Arena(u64),
+/// Batches read, waiting to be scanned in order.
+#[derive(Default)]
+struct Queue {
+    /// The number of the next batch to scan.
+    next: u64,
+    /// Batches read, by number.
+    filled: Vec<(u64, Chunk)>,
+    /// Batches being read or read and not scanned (bounded: each holds a buffer).
+    in_flight: usize,
+    /// Chunks to reuse.
+    free: Vec<Chunk>,
+    /// A thread is scanning.
+    scanning: bool,
+    /// The builder has no batch left.
+    built: bool,
+    /// A thread failed: the others stop.
+    aborted: bool,
 }
 
-/// A type's pointer layout, as the heap's type headers describe it.
-#[derive(Debug)]
-struct TypeInfo {
-    size: u64,
-    ptr_words: u64,
-    mask: Vec<u8>,
-}
+/// Batches read ahead of the scan, at most (each up to [`BATCH_BYTES`]).
+const IN_FLIGHT: usize = 3;
 
-/// The runtime's pointer metadata read so far, cached for the mark.
-#[derive(Debug, Default)]
-struct PtrMaps {
-    bitmaps: FxHashMap<MapKey, Option<Vec<u8>>>,
-    types: FxHashMap<u64, Option<TypeInfo>>,
-    /// Object pieces scanned with the runtime's metadata.
-    precise: u64,
-    /// Object pieces scanned conservatively.
-    conservative: u64,
-}
+/// Stops the other threads when a thread panics.
+struct AbortOnPanic<'a>(&'a std::sync::Mutex<Queue>, &'a std::sync::Condvar);
 
-/// Largest pointer bitmap of one type read (a corrupt `PtrBytes` must not allocate without
-/// bound): 1 GiB of pointer words.
-const MAX_TYPE_MASK: u64 = 16 << 20;
-
-impl PtrMaps {
-    fn bit(&self, key: MapKey, i: u64) -> bool {
-        match self.bitmaps.get(&key) {
-            Some(Some(b)) => b
-                .get((i / 8) as usize)
-                .is_none_or(|x| x >> (i % 8) & 1 != 0),
-            // Unreadable: treat every word as a pointer.
-            _ => true,
-        }
-    }
-
-    fn typed_bit(&self, ty: u64, off: u64) -> bool {
-        match self.types.get(&ty) {
-            Some(Some(t)) => {
-                let w = (off % t.size.max(8)) / 8;
-                w < t.ptr_words
-                    && t.mask
-                        .get((w / 8) as usize)
-                        .is_some_and(|x| x >> (w % 8) & 1 != 0)
+impl Drop for AbortOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Ok(mut q) = self.0.lock() {
+                q.aborted = true;
             }
-            _ => true,
+            self.1.notify_all();
         }
     }
 }
 
-impl Marker<'_> {
-    /// Objects scanned with the runtime's own pointer metadata, and conservatively.
-    pub fn scan_counts(&self) -> (u64, u64) {
-        (self.maps.precise, self.maps.conservative)
-    }
-
-    /// Where the pointer words of the piece at `a` (bytes `bytes`) are described.
-    fn source(&self, a: u64, bytes: &[u8]) -> Source {
-        let heap = self.heap;
-        let Some(s) = heap.span_of(a) else {
-            return Source::All;
+impl Shared<'_, '_, '_> {
+    /// Until the round is done: scans the next batch when it has been read and no other thread
+    /// is scanning, else reads another batch (at most [`IN_FLIGHT`] ahead), else waits; after a
+    /// scan, reads first, so both threads read and scan in turn (each mostly scanning what it
+    /// read). Batches are scanned one at a time, in their order, by whichever thread is free.
+    fn work<M: Memory + ?Sized>(&self, mem: &M, heap: &Heap, reader: &mut Reader) {
+        let _guard = AbortOnPanic(self.queue, self.cv);
+        let Ok(mut q) = self.queue.lock() else {
+            return;
         };
-        let span = &heap.spans[s as usize];
-        match heap.bits {
-            Some(HeapBits::ArenaBitmap { .. }) => {
-                let off = a.wrapping_sub(heap.arena_base_offset);
-                let ai = off / heap.arena_bytes;
-                Source::Bits {
-                    key: MapKey::Arena(ai),
-                    first: (off % heap.arena_bytes) / 8,
+        let mut scanned = false;
+        loop {
+            if q.aborted {
+                return;
+            }
+            let can_read = !q.built && q.in_flight < IN_FLIGHT;
+            // After a scan, read first (if there is anything to read).
+            let read_first = scanned && can_read;
+            if !q.scanning && !read_first {
+                let next = q.next;
+                if let Some(pos) = q.filled.iter().position(|(k, _)| *k == next) {
+                    let (_, mut c) = q.filled.swap_remove(pos);
+                    q.scanning = true;
+                    drop(q);
+                    let tw = std::time::Instant::now();
+                    match self.marker.lock() {
+                        Ok(mut m) => m.scan_chunk(&mut c),
+                        Err(_) => return,
+                    }
+                    reader.stats.scanned += tw.elapsed();
+                    c.batch.clear();
+                    q = match self.queue.lock() {
+                        Ok(q) => q,
+                        Err(_) => return,
+                    };
+                    q.next += 1;
+                    q.scanning = false;
+                    q.in_flight -= 1;
+                    q.free.push(c);
+                    self.cv.notify_all();
+                    scanned = true;
+                    continue;
                 }
             }
-            Some(HeapBits::Headers { max_in_span, .. }) => {
-                if span.elemsize <= max_in_span && !span.large {
-                    if !span.bits_at_end {
-                        return Source::All;
+            scanned = false;
+            if can_read {
+                q.in_flight += 1;
+                let mut c = q.free.pop().unwrap_or_default();
+                drop(q);
+                let tb = std::time::Instant::now();
+                let k = match self.builder.lock() {
+                    Ok(mut b) => {
+                        let (builder, next) = &mut *b;
+                        builder.next(&mut c.batch).then(|| {
+                            *next += 1;
+                            *next - 1
+                        })
                     }
-                    return Source::Bits {
-                        key: MapKey::Span(s),
-                        first: (a - span.base) / 8,
-                    };
+                    Err(_) => return,
+                };
+                reader.stats.build += tb.elapsed();
+                if let Some(k) = k {
+                    reader.fill(mem, heap, &mut c, k, self.wanted);
                 }
-                if span.large {
-                    if span.large_type == 0 {
-                        return Source::None;
+                q = match self.queue.lock() {
+                    Ok(q) => q,
+                    Err(_) => return,
+                };
+                match k {
+                    Some(k) => q.filled.push((k, c)),
+                    None => {
+                        q.built = true;
+                        q.in_flight -= 1;
+                        q.free.push(c);
                     }
-                    return Source::Typed {
-                        ty: span.large_type,
-                        data: span.base,
-                    };
                 }
-                // A header: the object's first word names its type.
-                let base = span.base + (a - span.base) / span.elemsize * span.elemsize;
-                if base != a {
-                    return Source::All;
-                }
-                match bytes.get(..8) {
-                    Some(w) => {
-                        let ty = u64::from_le_bytes(w.try_into().expect("8 bytes"));
-                        if ty == 0 {
-                            Source::All
-                        } else {
-                            Source::Typed { ty, data: a + 8 }
-                        }
-                    }
-                    None => Source::All,
-                }
+                self.cv.notify_all();
+                continue;
             }
-            _ => Source::All,
+            // Nothing to read; the batch to scan is being read or scanned by the other thread.
+            if q.built && q.in_flight == 0 {
+                return;
+            }
+            let tw = std::time::Instant::now();
+            q = match self.cv.wait(q) {
+                Ok(q) => q,
+                Err(_) => return,
+            };
+            reader.stats.wait += tw.elapsed();
+        }
+    }
+}
+
+/// Cuts a round (objects `wave` and ranges `ranges`, both sorted) into the batches of its
+/// vectored reads, in address order: nearby pieces of one span share a range, huge objects are
+/// cut into pieces of at most [`BATCH_BYTES`].
+struct Builder<'w> {
+    heap: &'w Heap,
+    /// The round's grey bits and grey spans, cleared as they are taken.
+    bits: &'w mut [u64],
+    spans: &'w mut [u64],
+    ranges: &'w [(u64, u64)],
+    /// The object after the last one taken: its span, and the span's bits left in this word.
+    span: u32,
+    word: usize,
+    left: u64,
+    /// Where the current span's bits end.
+    span_end: usize,
+    /// The next object, looked at but not taken.
+    peeked: Option<ObjRef>,
+    j: usize,
+    /// The object being cut into pieces: next piece's start, the object's end.
+    cur: Option<(u64, u64)>,
+    /// The range being built, and its pieces.
+    open: Option<(u64, u64)>,
+    open_members: Vec<(u64, u64)>,
+    /// A closed range the last batch had no room for, and its pieces: the next batch starts
+    /// with it.
+    carry: Option<(u64, u64)>,
+    carry_members: Vec<(u64, u64)>,
+}
+
+impl<'w> Builder<'w> {
+    fn new(
+        heap: &'w Heap,
+        bits: &'w mut [u64],
+        spans: &'w mut [u64],
+        ranges: &'w [(u64, u64)],
+    ) -> Self {
+        Builder {
+            heap,
+            bits,
+            spans,
+            ranges,
+            span: 0,
+            word: 0,
+            left: 0,
+            span_end: 0,
+            peeked: None,
+            j: 0,
+            cur: None,
+            open: None,
+            open_members: Vec::new(),
+            carry: None,
+            carry_members: Vec::new(),
         }
     }
 
-    /// Reads the bitmaps and types the pieces of `runs` need and the caches lack.
-    fn prefetch_maps<M: Memory + ?Sized>(
+    /// The next piece to read, in (address, length) order of the objects and ranges.
+    fn next_piece(&mut self) -> Option<(u64, u64)> {
+        loop {
+            if let Some((a, end)) = self.cur {
+                let piece = (end - a).min(BATCH_BYTES as u64);
+                self.cur = (a + piece < end).then_some((a + piece, end));
+                return Some((a, piece));
+            }
+            if self.peeked.is_none() {
+                self.peeked = self.next_grey();
+            }
+            let obj = self.peeked.map(|r| self.heap.object(r));
+            let range = self.ranges.get(self.j).copied();
+            let (addr, len) = match (obj, range) {
+                (Some(o), Some(r)) if r < o => {
+                    self.j += 1;
+                    r
+                }
+                (Some(o), _) => {
+                    self.peeked = None;
+                    o
+                }
+                (None, Some(r)) => {
+                    self.j += 1;
+                    r
+                }
+                (None, None) => return None,
+            };
+            let end = addr.saturating_add(len);
+            if addr < end {
+                self.cur = Some((addr, end));
+            }
+        }
+    }
+
+    /// The next grey object of the round, in (span, index) order, its bit cleared.
+    fn next_grey(&mut self) -> Option<ObjRef> {
+        loop {
+            if self.left != 0 {
+                let b = self.left.trailing_zeros();
+                self.left &= self.left - 1;
+                let first = self.heap.hot[self.span as usize].bit_word as usize;
+                return Some(ObjRef {
+                    span: self.span,
+                    index: ((self.word - first) * 64) as u32 + b,
+                });
+            }
+            if self.word + 1 < self.span_end {
+                self.word += 1;
+                self.left = std::mem::take(&mut self.bits[self.word]);
+                continue;
+            }
+            // The next span with grey objects.
+            let mut w = if self.span_end > 0 {
+                self.span as usize + 1
+            } else {
+                0
+            };
+            let found = loop {
+                let i = w / 64;
+                let Some(word) = self.spans.get_mut(i) else {
+                    break None;
+                };
+                let rest = *word >> (w % 64);
+                if rest == 0 {
+                    w = (i + 1) * 64;
+                    continue;
+                }
+                let s = w + rest.trailing_zeros() as usize;
+                *word &= !(1 << (s % 64));
+                break Some(s);
+            };
+            let s = found?;
+            let h = &self.heap.hot[s];
+            self.span = s as u32;
+            self.word = h.bit_word as usize;
+            self.span_end = self.word + (h.nelems as usize).div_ceil(64);
+            self.left = std::mem::take(&mut self.bits[self.word]);
+        }
+    }
+
+    /// Fills `out` (emptied first) with the next batch; `false` when the round is done.
+    fn next(&mut self, out: &mut Batch) -> bool {
+        out.clear();
+        if let Some(run) = self.carry.take() {
+            out.push(run, &mut self.carry_members);
+        }
+        loop {
+            let Some((a, piece)) = self.next_piece() else {
+                if let Some(run) = self.open.take() {
+                    if out.fits(run, self.open_members.len()) {
+                        out.push(run, &mut self.open_members);
+                    } else {
+                        self.carry = Some(run);
+                        std::mem::swap(&mut self.carry_members, &mut self.open_members);
+                    }
+                }
+                return !out.runs.is_empty();
+            };
+            if let Some((start, rend)) = &mut self.open {
+                if a >= *rend
+                    && a - *rend <= COALESCE_GAP
+                    && a + piece - *start <= BATCH_BYTES as u64
+                    && self.open_members.len() < BATCH_PIECES
+                    && self.heap.same_span(*start, a)
+                {
+                    *rend = a + piece;
+                    self.open_members.push((a, piece));
+                    continue;
+                }
+            }
+            let full = match self.open.take() {
+                Some(run) if out.fits(run, self.open_members.len()) => {
+                    out.push(run, &mut self.open_members);
+                    false
+                }
+                Some(run) => {
+                    self.carry = Some(run);
+                    std::mem::swap(&mut self.carry_members, &mut self.open_members);
+                    true
+                }
+                None => false,
+            };
+            self.open = Some((a, a + piece));
+            self.open_members.clear();
+            self.open_members.push((a, piece));
+            if full {
+                return true;
+            }
+        }
+    }
+}
+
+/// A batch read, with the pointer metadata its pieces need that no earlier batch read.
+#[derive(Debug, Default)]
+struct Chunk {
+    batch: Batch,
+    buf: Vec<u8>,
+    ok: Vec<bool>,
+    bitmaps: Vec<(MapKey, Bitmap)>,
+    types: Vec<(u64, Option<TypeInfo>)>,
+}
+
+impl Chunk {
+    /// A chunk with room for a full batch.
+    fn new() -> Self {
+        Chunk {
+            batch: Batch {
+                runs: Vec::with_capacity(BATCH_REQS),
+                members: Vec::with_capacity(BATCH_PIECES),
+                sources: Vec::with_capacity(BATCH_PIECES),
+                total: 0,
+            },
+            buf: vec![0; BATCH_BYTES],
+            ok: Vec::with_capacity(BATCH_REQS),
+            bitmaps: Vec::new(),
+            types: Vec::new(),
+        }
+    }
+}
+
+/// Which bitmaps and types are read, by which batch (the lowest number wins: batches are
+/// scanned in order, so a batch can rely on what an earlier one reads).
+#[derive(Debug, Default)]
+struct Wanted {
+    /// Per span: the batch that reads its bitmap (`u64::MAX`: none).
+    span_bits: Vec<u64>,
+    arena_bits: FxHashMap<u64, u64>,
+    types: FxHashMap<u64, u64>,
+}
+
+impl Wanted {
+    /// Whether batch `k` must read bitmap `key` itself (then it is noted as the reader).
+    fn bitmap(&mut self, key: MapKey, k: u64) -> bool {
+        let slot = match key {
+            MapKey::Span(s) => match self.span_bits.get_mut(s as usize) {
+                Some(slot) => slot,
+                None => return false,
+            },
+            MapKey::Arena(a) => self.arena_bits.entry(a).or_insert(u64::MAX),
+        };
+        if *slot <= k {
+            return false;
+        }
+        *slot = k;
+        true
+    }
+
+    /// Whether batch `k` must read type `ty` itself.
+    fn ty(&mut self, ty: u64, k: u64) -> bool {
+        let slot = self.types.entry(ty).or_insert(u64::MAX);
+        if *slot <= k {
+            return false;
+        }
+        *slot = k;
+        true
+    }
+}
+
+/// One thread's reading side of the mark.
+#[derive(Debug, Default)]
+struct Reader {
+    reqs: Vec<ReadReq>,
+    keys: Vec<MapKey>,
+    types: Vec<u64>,
+    stats: MarkStats,
+}
+
+impl Reader {
+    /// Reads the ranges of `c.batch` (batch number `k`), finds where each piece's pointer words
+    /// are described, and reads the bitmaps and types no earlier batch reads.
+    fn fill<M: Memory + ?Sized>(
         &mut self,
         mem: &M,
-        runs: &[Run],
-        buf: &[u8],
-        ok: &[bool],
+        heap: &Heap,
+        c: &mut Chunk,
+        k: u64,
+        wanted: &std::sync::Mutex<&mut Wanted>,
     ) {
-        let mut keys: Vec<MapKey> = Vec::new();
-        let mut types: Vec<u64> = Vec::new();
+        let t = std::time::Instant::now();
+        let batch = &mut c.batch;
+        let total = batch.total;
+        self.reqs.clear();
+        self.reqs.extend(batch.runs.iter().map(|r| ReadReq {
+            addr: r.start,
+            len: (r.end - r.start) as usize,
+        }));
+        if c.buf.len() < total {
+            c.buf.resize(total, 0);
+        }
+        mem.read_batch(&self.reqs, &mut c.buf[..total], &mut c.ok);
+        let t2 = std::time::Instant::now();
+        self.stats.read += t2 - t;
+        self.stats.batches += 1;
+        self.stats.ranges += batch.runs.len() as u64;
+        self.stats.bytes_read += total as u64;
+        let (keys, types) = (&mut self.keys, &mut self.types);
+        keys.clear();
+        types.clear();
         let mut at = 0usize;
-        for (k, (start, end, members)) in runs.iter().enumerate() {
-            let len = (end - start) as usize;
-            if ok.get(k).copied().unwrap_or(false) {
-                for &(a, n) in members {
-                    let off = at + (a - start) as usize;
-                    match self.source(a, &buf[off..off + n as usize]) {
-                        Source::Bits { key, .. } if !self.maps.bitmaps.contains_key(&key) => {
-                            keys.push(key)
-                        }
-                        Source::Typed { ty, .. } if !self.maps.types.contains_key(&ty) => {
-                            types.push(ty)
-                        }
+        batch.sources.clear();
+        batch.sources.resize(batch.members.len(), Source::None);
+        for (i, run) in batch.runs.iter().enumerate() {
+            let len = (run.end - run.start) as usize;
+            if c.ok.get(i).copied().unwrap_or(false) {
+                // A range lies in one span.
+                let span = heap.span_of(run.start);
+                for m in run.members.clone() {
+                    let (a, n) = batch.members[m];
+                    let off = at + (a - run.start) as usize;
+                    let src = heap.source_in(span, a, &c.buf[off..off + n as usize]);
+                    batch.sources[m] = src;
+                    match src {
+                        Source::Bits { key, .. } => keys.push(key),
+                        Source::Typed { ty, .. } => types.push(ty),
                         _ => {}
                     }
                 }
@@ -894,10 +1599,13 @@ impl Marker<'_> {
         keys.dedup();
         types.sort_unstable();
         types.dedup();
-        let heap = self.heap;
+        if let Ok(mut w) = wanted.lock() {
+            keys.retain(|&key| w.bitmap(key, k));
+            types.retain(|&ty| w.ty(ty, k));
+        }
         // Bitmaps: a span's trailing heap bits, or an arena's bitmap.
         let mut reqs = Vec::with_capacity(keys.len());
-        for key in &keys {
+        for key in keys.iter() {
             let req = match (*key, heap.bits) {
                 (
                     MapKey::Span(s),
@@ -949,21 +1657,258 @@ impl Marker<'_> {
             let mut at = 0usize;
             for (i, r) in reqs[done..end].iter().enumerate() {
                 let good = r.len > 0 && okb.get(i).copied().unwrap_or(false);
-                self.maps
-                    .bitmaps
-                    .insert(keys[done + i], good.then(|| b[at..at + r.len].to_vec()));
+                c.bitmaps
+                    .push((keys[done + i], good.then(|| b[at..at + r.len].into())));
                 at += r.len;
             }
             done = end;
         }
         // Types: their headers, then their masks.
-        let Some(HeapBits::Headers { ty: tl, .. }) = heap.bits else {
-            return;
-        };
-        for ty in types {
-            let info = read_type(mem, &tl, ty);
-            self.maps.types.insert(ty, info);
+        if let Some(HeapBits::Headers { ty: tl, .. }) = heap.bits {
+            for &ty in types.iter() {
+                c.types.push((ty, read_type(mem, &tl, ty)));
+            }
         }
+        self.stats.maps += t2.elapsed();
+    }
+}
+
+/// One range read in a single request: `[start, end)` and its objects (`members` of the batch).
+#[derive(Debug, Clone)]
+struct Run {
+    start: u64,
+    end: u64,
+    members: std::ops::Range<usize>,
+}
+
+/// The ranges of one vectored read, in address order; at most [`BATCH_BYTES`] and
+/// [`BATCH_REQS`] ranges.
+#[derive(Debug, Default)]
+struct Batch {
+    runs: Vec<Run>,
+    /// The pieces scanned: (address, length).
+    members: Vec<(u64, u64)>,
+    /// Where each member's pointer words are described (filled after the read).
+    sources: Vec<Source>,
+    /// Bytes of `runs`.
+    total: usize,
+}
+
+impl Batch {
+    /// Whether the range `run` with `pieces` pieces can join this batch.
+    fn fits(&self, run: (u64, u64), pieces: usize) -> bool {
+        self.runs.is_empty()
+            || (self.total + (run.1 - run.0) as usize <= BATCH_BYTES
+                && self.runs.len() < BATCH_REQS
+                && self.members.len() + pieces <= BATCH_PIECES)
+    }
+
+    /// Adds the range `run` with its pieces `members` (taken).
+    fn push(&mut self, run: (u64, u64), members: &mut Vec<(u64, u64)>) {
+        let first = self.members.len();
+        self.members.append(members);
+        self.runs.push(Run {
+            start: run.0,
+            end: run.1,
+            members: first..self.members.len(),
+        });
+        self.total += (run.1 - run.0) as usize;
+    }
+
+    fn clear(&mut self) {
+        self.runs.clear();
+        self.members.clear();
+        self.sources.clear();
+        self.total = 0;
+    }
+}
+
+/// Which words of a piece of an object may hold pointers.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// None (a header-less object whose type has no pointers, a nil large type).
+    None,
+    /// Every word (no metadata could be read: conservative).
+    All,
+    /// Bit `first + i` of bitmap `key` for word `i` of the piece.
+    Bits { key: MapKey, first: u64 },
+    /// The words of type `ty` tiled from `data` (the object's first element).
+    Typed { ty: u64, data: u64 },
+}
+
+/// A cached bitmap: a span's trailing heap bits, or an arena's bitmap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum MapKey {
+    Span(u32),
+    Arena(u64),
+}
+
+/// A type's pointer layout, as the heap's type headers describe it.
+#[derive(Debug)]
+struct TypeInfo {
+    size: u64,
+    ptr_words: u64,
+    mask: Vec<u8>,
+}
+
+/// A bitmap read for the mark: `None` when it could not be read.
+type Bitmap = Option<Box<[u8]>>;
+
+/// The runtime's pointer metadata read so far, cached for the mark.
+#[derive(Debug, Default)]
+struct PtrMaps {
+    /// Per span: its trailing heap bits, once read.
+    span_bits: Vec<Option<Bitmap>>,
+    /// Per arena: its bitmap (Go 1.21), once read.
+    arena_bits: FxHashMap<u64, Bitmap>,
+    types: FxHashMap<u64, Option<TypeInfo>>,
+    /// Object pieces scanned with the runtime's metadata.
+    precise: u64,
+    /// Object pieces scanned conservatively.
+    conservative: u64,
+}
+
+/// Largest pointer bitmap of one type read (a corrupt `PtrBytes` must not allocate without
+/// bound): 1 GiB of pointer words.
+const MAX_TYPE_MASK: u64 = 16 << 20;
+
+impl PtrMaps {
+    fn new(spans: usize) -> Self {
+        PtrMaps {
+            span_bits: vec![None; spans],
+            ..PtrMaps::default()
+        }
+    }
+
+    /// The cached bitmap `key`: `None` when not read yet.
+    fn bitmap(&self, key: MapKey) -> Option<&Bitmap> {
+        match key {
+            MapKey::Span(s) => self.span_bits.get(s as usize)?.as_ref(),
+            MapKey::Arena(a) => self.arena_bits.get(&a),
+        }
+    }
+
+    fn set_bitmap(&mut self, key: MapKey, bits: Bitmap) {
+        match key {
+            MapKey::Span(s) => {
+                if let Some(slot) = self.span_bits.get_mut(s as usize) {
+                    *slot = Some(bits);
+                }
+            }
+            MapKey::Arena(a) => {
+                self.arena_bits.insert(a, bits);
+            }
+        }
+    }
+
+    /// Calls `out(address, value)` for the words of the piece `bytes` (read at `a`) that `src`
+    /// says may hold pointers and whose values lie in the heap's range, in address order.
+    fn candidates<F: FnMut(u64, u64)>(
+        &mut self,
+        src: Source,
+        a: u64,
+        bytes: &[u8],
+        heap: &Heap,
+        out: &mut F,
+    ) {
+        let (lo, hi) = (heap.lo, heap.hi);
+        let n = bytes.len() / 8;
+        let word =
+            |i: usize| u64::from_le_bytes(bytes[8 * i..8 * i + 8].try_into().expect("8 bytes"));
+        let mut push = |i: usize| {
+            let v = word(i);
+            if v >= lo && v < hi {
+                out(a + 8 * i as u64, v);
+            }
+        };
+        match src {
+            Source::None => {}
+            Source::All => {
+                self.conservative += 1;
+                (0..n).for_each(push);
+            }
+            Source::Bits { key, first } => {
+                self.precise += 1;
+                match self.bitmap(key) {
+                    Some(Some(b)) => {
+                        // Bit `first + i` for word `i`; words past the bitmap's end count as
+                        // pointers. Zero bytes are skipped whole.
+                        let mut i = 0usize;
+                        while i < n {
+                            let j = first + i as u64;
+                            let Some(&byte) = b.get((j / 8) as usize) else {
+                                (i..n).for_each(&mut push);
+                                break;
+                            };
+                            let rest = byte >> (j % 8);
+                            if rest == 0 {
+                                i += (8 - j % 8) as usize;
+                                continue;
+                            }
+                            if rest & 1 != 0 {
+                                push(i);
+                            }
+                            i += 1;
+                        }
+                    }
+                    // Unreadable: every word may be a pointer.
+                    _ => (0..n).for_each(push),
+                }
+            }
+            Source::Typed { ty, data } => {
+                self.precise += 1;
+                // Words before `data` (a malloc header) are never pointers.
+                let skip = if data > a {
+                    (data - a).div_ceil(8).min(n as u64) as usize
+                } else {
+                    0
+                };
+                match self.types.get(&ty) {
+                    Some(Some(t)) => {
+                        let size = t.size.max(8);
+                        let first = a + 8 * skip as u64;
+                        let is_ptr = |w: u64| {
+                            w < t.ptr_words
+                                && t.mask
+                                    .get((w / 8) as usize)
+                                    .is_some_and(|x| x >> (w % 8) & 1 != 0)
+                        };
+                        if size.is_multiple_of(8)
+                            && first >= data
+                            && (first - data).is_multiple_of(8)
+                        {
+                            // Word `w` of the element, counted along without a division.
+                            let per = size / 8;
+                            let mut w = ((first - data) % size) / 8;
+                            for i in skip..n {
+                                if is_ptr(w) {
+                                    push(i);
+                                }
+                                w += 1;
+                                if w == per {
+                                    w = 0;
+                                }
+                            }
+                        } else {
+                            for i in skip..n {
+                                let at = a + 8 * i as u64;
+                                if at >= data && is_ptr(((at - data) % size) / 8) {
+                                    push(i);
+                                }
+                            }
+                        }
+                    }
+                    _ => (skip..n).for_each(push),
+                }
+            }
+        }
+    }
+}
+
+impl Marker<'_> {
+    /// Objects scanned with the runtime's own pointer metadata, and conservatively.
+    pub fn scan_counts(&self) -> (u64, u64) {
+        (self.maps.precise, self.maps.conservative)
     }
 }
 
@@ -1045,24 +1990,29 @@ mod tests {
             lo = lo.min(s.base);
             hi = hi.max(s.end);
         }
-        let mut arenas = FxHashMap::default();
-        arenas.insert(
+        let arenas = ArenaIndex::new(&[(
             0xc000000000u64.wrapping_sub(0xffff_8000_0000_0000) / arena_bytes,
             0,
-        );
-        Heap {
+        )]);
+        let mut heap = Heap {
             arena_bytes,
+            arena_shift: Some(26),
             arena_base_offset: 0xffff_8000_0000_0000,
             page_shift: 13,
             arenas,
-            pages: vec![pages],
+            arena_pages: pages.len(),
+            pages,
             spans,
+            hot: Vec::new(),
+            object_words: 0,
             lo,
             hi,
             span_bytes: 0,
             bits: None,
             arena_records: FxHashMap::default(),
-        }
+        };
+        heap.index_spans();
+        heap
     }
 
     #[test]

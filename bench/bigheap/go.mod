@@ -1,0 +1,3 @@
+module example.com/bigheap
+
+go 1.21
