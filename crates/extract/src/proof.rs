@@ -630,8 +630,10 @@ impl<'p> Program<'p> {
             &mut reached,
         );
         // Finalizers and cleanups: what their objects point to, and the records themselves.
-        for (obj, rec) in heap.finalizers(mem, hl) {
-            marker.scan_contents(obj);
+        for (obj, rec, finalizer) in heap.finalizers(mem, hl) {
+            if finalizer {
+                marker.scan_contents(obj);
+            }
             let mut b = vec![0u8; (hl.special_size + 32) as usize];
             if mem.read(rec, &mut b).is_ok() {
                 marker.scan_root(rec, &b[hl.special_size as usize..], None);

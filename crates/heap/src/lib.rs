@@ -504,10 +504,15 @@ impl Heap {
         self.object_of(p).is_some()
     }
 
-    /// The finalizer and cleanup records of every span: (object, record address, record kind),
-    /// walked with a bound per span. These are roots: the runtime scans what the object points to
-    /// and the finalizer's function, without marking the object itself.
-    pub fn finalizers<M: Memory + ?Sized>(&self, mem: &M, l: &HeapLayout) -> Vec<(ObjRef, u64)> {
+    /// The finalizer and cleanup records of every span: (object, record address, whether it is a
+    /// finalizer), walked with a bound per span. These are roots (`markrootSpans`): the record's
+    /// function always; for a finalizer also what the object points to (`gcScanFinalizer`), not
+    /// the object itself; a cleanup does not keep its object's contents alive (`gcScanCleanup`).
+    pub fn finalizers<M: Memory + ?Sized>(
+        &self,
+        mem: &M,
+        l: &HeapLayout,
+    ) -> Vec<(ObjRef, u64, bool)> {
         let mut out = Vec::new();
         let hdr = (l.special_size as usize).max(16);
         let mut buf = vec![0u8; hdr];
@@ -524,7 +529,7 @@ impl Heap {
                 if kind == l.kind_finalizer || Some(kind) == l.kind_cleanup {
                     if let Some(r) = self.object_of(s.base + offset) {
                         if r.span as usize == si {
-                            out.push((r, at));
+                            out.push((r, at, kind == l.kind_finalizer));
                         }
                     }
                 }
@@ -545,7 +550,9 @@ fn parse_span(l: &HeapLayout, b: &[u8]) -> Option<Span> {
     let nelems = uint_at(b, l.span_nelems.0, l.span_nelems.1);
     let class = uint_at(b, l.span_class, 1);
     let end = base.checked_add(npages.checked_mul(l.page_size)?)?;
-    if base == 0 || npages == 0 || elemsize == 0 || nelems == 0 || nelems > u64::from(u32::MAX) {
+    // No span of Go's holds more than 1024 objects (8-byte objects in an 8 KiB span); the bound
+    // keeps a hostile span from sizing the per-span bitmaps.
+    if base == 0 || npages == 0 || elemsize < 8 || nelems == 0 || nelems > 1 << 20 {
         return None;
     }
     if nelems.checked_mul(elemsize)? > end - base {
