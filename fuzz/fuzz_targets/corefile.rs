@@ -1,11 +1,11 @@
-//! gostall-target's core-file reader on arbitrary bytes: the ELF header, program headers and
+//! gostall-access's core-file reader on arbitrary bytes: the ELF header, program headers and
 //! notes, then what the core readers ask of it — mappings, threads and registers, memory at the
 //! edges and middle of every mapping, the vDSO's bytes, the signal frames of every thread (a
 //! crash's interrupted contexts), and the executable named by the core. Seeds:
 //! `scripts/fuzz-core-seeds.py`.
 #![no_main]
 
-use gostall_target::{CoreFile, CoreOptions, Memory, Objects, Threads};
+use gostall_access::{CoreFile, CoreOptions, Memory, Objects, Threads};
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 

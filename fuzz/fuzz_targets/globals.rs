@@ -8,7 +8,7 @@
 #![no_main]
 
 use gostall_binfmt::GoBinary;
-use gostall_target::FakeMemory;
+use gostall_access::FakeMemory;
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 

@@ -1,8 +1,8 @@
-//! gostall-target's /proc parsers on arbitrary bytes: smaps (bounded), smaps_rollup, status, stat,
+//! gostall-access's /proc parsers on arbitrary bytes: smaps (bounded), smaps_rollup, status, stat,
 //! syscall, maps and the kernel stack.
 #![no_main]
 
-use gostall_target::{procfs, smaps};
+use gostall_access::{procfs, smaps};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -10,7 +10,7 @@ use crate::live::{LiveOptions, Read};
 use crate::{Extra, ExtractError, Options, Program, ProgramError};
 use gostall_binfmt::GoBinary;
 use gostall_model::{CoreMeta, Snapshot, SourceKind};
-use gostall_target::{CoreError, CoreFile, CoreOptions, CoreWriter, Objects, TargetError};
+use gostall_access::{CoreError, CoreFile, CoreOptions, CoreWriter, Objects, TargetError};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -194,14 +194,14 @@ pub fn snapshot_core(path: &Path, opts: &CoreReadOptions) -> Result<Snapshot, Co
         &mut meta.notes,
     );
     // System calls decoded without descriptors (a core has no descriptor table).
-    let no_fds = gostall_target::FdTable::default();
+    let no_fds = gostall_access::FdTable::default();
     {
         let nu = std::cell::RefCell::new(nu.as_mut());
         let symbol = |a: u64| nu.borrow_mut().as_mut().and_then(|n| n.data_symbol(a));
         for t in &mut snap.threads {
             if let Some(sc) = &mut t.syscall {
                 sc.text = Some(
-                    gostall_target::syscalls::decode_with(sc.nr, &sc.args, &no_fds, &symbol).text,
+                    gostall_access::syscalls::decode_with(sc.nr, &sc.args, &no_fds, &symbol).text,
                 );
             }
         }
@@ -316,7 +316,7 @@ fn load_bias(core: &CoreFile, vaddr: u64, offset: u64) -> Option<u64> {
 }
 
 /// `SIGABRT (sent by the process itself)`, `SIGSEGV at 0x0`.
-fn describe_signal(s: gostall_target::CoreSignal) -> String {
+fn describe_signal(s: gostall_access::CoreSignal) -> String {
     let name = gostall_goruntime::signals::name(s.signo.max(0) as u32);
     match (s.addr, s.sender) {
         (Some(a), _) => format!("{name} at {a:#x} (thread {})", s.tid),
@@ -513,7 +513,7 @@ pub struct CaptureOptions {
 #[derive(Debug, Clone)]
 pub struct Captured {
     /// The core's figures and how long the process was stopped.
-    pub stats: gostall_target::corewrite::CaptureStats,
+    pub stats: gostall_access::corewrite::CaptureStats,
     /// How long the live read of what a core cannot hold took.
     pub facts_read: std::time::Duration,
 }
@@ -573,12 +573,12 @@ pub fn capture(
             memory: memory.clone(),
             waits: waits.clone(),
         };
-        vec![gostall_target::corewrite::ExtraNote {
+        vec![gostall_access::corewrite::ExtraNote {
             name: "GOSTALL",
-            kind: gostall_target::corefile::NT_GOSTALL_CAPTURE,
+            kind: gostall_access::corefile::NT_GOSTALL_CAPTURE,
             desc: serde_json::to_vec(&rec).unwrap_or_default(),
         }]
     };
-    let stats = gostall_target::corewrite::capture(pid, path, opts.pause_cap, &record)?;
+    let stats = gostall_access::corewrite::capture(pid, path, opts.pause_cap, &record)?;
     Ok(Captured { stats, facts_read })
 }

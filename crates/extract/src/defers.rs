@@ -7,7 +7,7 @@ use crate::stackscan::frames;
 use crate::{GRaw, Program};
 use gostall_goruntime::defers::{open_defers, releases_lock};
 use gostall_model::{ObjectKind, SyncObject};
-use gostall_target::Memory;
+use gostall_access::Memory;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 /// Largest stack read to look for defers.

@@ -9,7 +9,7 @@ use gostall_binfmt::{code, GoBinary, Pclntab};
 use gostall_goruntime::globals::{candidates, locator, Shape, SEMTABLE_SIZE};
 use gostall_goruntime::layout::RuntimeLayout;
 use gostall_goruntime::tables::TypeInfo;
-use gostall_target::Memory;
+use gostall_access::Memory;
 
 /// The link-time candidates for `global`, from the code of the functions that use it.
 fn candidates_for(

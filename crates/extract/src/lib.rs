@@ -34,7 +34,7 @@ use gostall_goruntime::{self as rt};
 use gostall_model::{
     CreatedBy, GoFlags, GoState, Goroutine, ProcFacts, SchedFacts, Snapshot, StackId, WaitReason,
 };
-use gostall_target::{Memory, ReadReq};
+use gostall_access::{Memory, ReadReq};
 use rustc_hash::FxHashMap;
 use unwind::Symbolizer;
 
@@ -50,7 +50,7 @@ pub enum ExtractError {
         addr: u64,
         /// Why.
         #[source]
-        source: gostall_target::MemError,
+        source: gostall_access::MemError,
     },
     /// The runtime's data does not look like what this Go version should have.
     #[error("runtime data looks inconsistent: {0}")]
@@ -60,7 +60,7 @@ pub enum ExtractError {
 /// A target the readers take: a live process or a core file — memory, threads with their
 /// registers, and the mapped objects.
 pub trait Target:
-    gostall_target::Memory + gostall_target::Threads + gostall_target::Objects + Sync
+    gostall_access::Memory + gostall_access::Threads + gostall_access::Objects + Sync
 {
     /// Whether the target went away while being read (a live process that exited); a core
     /// never does.
@@ -69,13 +69,13 @@ pub trait Target:
     }
 }
 
-impl Target for gostall_target::LiveProcess {
+impl Target for gostall_access::LiveProcess {
     fn gone(&self) -> bool {
-        !gostall_target::procfs::is_alive(self.pid())
+        !gostall_access::procfs::is_alive(self.pid())
     }
 }
 
-impl Target for gostall_target::CoreFile {}
+impl Target for gostall_access::CoreFile {}
 
 /// Options of one extraction.
 #[derive(Debug, Clone, Copy)]

@@ -7,7 +7,7 @@
 use crate::{GRaw, Program};
 use gostall_libs::{FieldKind, Meaning, StateSpec, BLOCKING_POINTS};
 use gostall_model::{LibState, Snapshot};
-use gostall_target::Memory;
+use gostall_access::Memory;
 
 /// A library type's layout: its size and, per state field, (meaning, offset, size, kind).
 #[derive(Debug, Clone)]

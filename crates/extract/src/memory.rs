@@ -26,7 +26,7 @@
 
 use crate::Program;
 use gostall_model::MemoryFacts;
-use gostall_target::{Memory, Smaps};
+use gostall_access::{Memory, Smaps};
 
 /// What the Go runtime says about its memory, read from the target.
 #[derive(Debug, Clone, Default)]
@@ -352,8 +352,8 @@ pub fn facts(smaps: &Smaps, go: &GoMemory, exe_pc: u64, thread_sps: &[u64]) -> M
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gostall_target::procfs::{Mapping, Perms};
-    use gostall_target::{MappingUsage, Rollup};
+    use gostall_access::procfs::{Mapping, Perms};
+    use gostall_access::{MappingUsage, Rollup};
     use std::path::PathBuf;
 
     fn map(start: u64, end: u64, perms: &str, inode: u64, path: Option<&str>) -> Mapping {

@@ -18,8 +18,8 @@ use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
 use framehop::{ExplicitModuleSectionInfo, FrameAddress, Module, Unwinder};
 use gostall_binfmt::{ElfObject, SharedBytes};
 use gostall_model::{NativeFrame, ThreadFacts};
-use gostall_target::objects::is_object_mapping;
-use gostall_target::{Mapping, Memory, Objects, ReadReq, ThreadInfo};
+use gostall_access::objects::is_object_mapping;
+use gostall_access::{Mapping, Memory, Objects, ReadReq, ThreadInfo};
 use rustc_hash::FxHashMap;
 use std::ops::Range;
 use std::sync::Arc;
@@ -92,7 +92,7 @@ impl<'a, O: Objects + ?Sized> NativeUnwinder<'a, O> {
     pub fn new(
         objs: &'a O,
         is_go: impl Fn(u64) -> bool + 'a,
-    ) -> Result<Self, gostall_target::TargetError> {
+    ) -> Result<Self, gostall_access::TargetError> {
         let mut maps = objs.mappings()?;
         maps.sort_by_key(|m| m.start);
         Ok(NativeUnwinder {
@@ -441,7 +441,7 @@ pub fn unwind_threads<P: Memory + Objects + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gostall_target::{FakeMemory, MemError, Perms, TargetError};
+    use gostall_access::{FakeMemory, MemError, Perms, TargetError};
     use std::path::PathBuf;
 
     /// Objects over a fixed list of mappings, bytes from a map.
@@ -611,7 +611,7 @@ mod tests {
 
     impl Objects for OwnProcess {
         fn mappings(&self) -> Result<Vec<Mapping>, TargetError> {
-            gostall_target::procfs::maps(std::process::id() as i32)
+            gostall_access::procfs::maps(std::process::id() as i32)
         }
         fn object_bytes(&self, m: &Mapping) -> Result<Vec<u8>, TargetError> {
             let p = m.path.clone().unwrap_or_default();
@@ -648,7 +648,7 @@ mod tests {
         let start = (0..500)
             .find_map(|_| {
                 std::thread::sleep(std::time::Duration::from_millis(2));
-                let t = gostall_target::procfs::thread(pid, tid).ok()??;
+                let t = gostall_access::procfs::thread(pid, tid).ok()??;
                 t.syscall.filter(|s| s.nr == 0).and(syscall_start(&t))
             })
             .expect("the thread blocks in read");

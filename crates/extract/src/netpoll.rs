@@ -4,13 +4,13 @@
 //! data; the kernel shows that data in `/proc/PID/fdinfo/<epoll fd>`. Each pollDesc names the
 //! goroutine parked for reading (`rg`) or writing (`wg`) and the deadlines (`rd`, `wd`: a
 //! `nanotime` instant, 0 for none, negative once expired). Descriptors are described by
-//! `gostall_target::fds` (sockets with their addresses and state). Everything is read, nothing
+//! `gostall_access::fds` (sockets with their addresses and state). Everything is read, nothing
 //! written.
 
 use crate::Program;
 use gostall_goruntime::layout::untag_poll_desc;
 use gostall_model::NetWait;
-use gostall_target::{FdKind, FdTable, Memory, ReadReq};
+use gostall_access::{FdKind, FdTable, Memory, ReadReq};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::fs;
 

@@ -3,7 +3,7 @@
 
 use gostall_binfmt::{BinError, GoBinary, Pclntab};
 use gostall_goruntime::layout::{signal_symbols, LayoutError, RuntimeLayout};
-use gostall_target::Memory;
+use gostall_access::Memory;
 
 /// Why a binary cannot be read as a supported Go program.
 ///

@@ -30,7 +30,7 @@ use gostall_model::{
     GoState, ObjectHome, ObjectKind, ObjectState, ProofFacts, Reach, Reacher, ScanMethod, Snapshot,
     SyncObject, WaitEdge, WaitReason,
 };
-use gostall_target::{Memory, ReadReq};
+use gostall_access::{Memory, ReadReq};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::time::{Duration, Instant};
 
@@ -1178,7 +1178,7 @@ impl<'m, M: Memory + ?Sized> ReadAhead<'m, M> {
 }
 
 impl<M: Memory + ?Sized> Memory for ReadAhead<'_, M> {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), gostall_target::MemError> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), gostall_access::MemError> {
         match self.find(addr, buf.len() as u64) {
             Some(b) => {
                 buf.copy_from_slice(b);

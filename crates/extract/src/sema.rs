@@ -7,7 +7,7 @@
 //! together. The walk is bounded and tolerates a table that changes while it is read.
 
 use crate::Program;
-use gostall_target::Memory;
+use gostall_access::Memory;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 /// Most sudogs visited (a corrupt or racing table must not make the walk unbounded).

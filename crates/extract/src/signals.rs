@@ -9,7 +9,7 @@
 
 use crate::{u32_at, u64_at, Program};
 use gostall_goruntime::signals as sig;
-use gostall_target::Memory;
+use gostall_access::Memory;
 
 /// What the runtime recorded about signals, at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

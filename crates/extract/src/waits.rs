@@ -10,7 +10,7 @@
 
 use crate::{GRaw, Program};
 use gostall_model::{ObjectKind, WaitOp, WaitReason};
-use gostall_target::Memory;
+use gostall_access::Memory;
 use rustc_hash::FxHashMap;
 
 /// Most sudogs followed on one goroutine's `waitlink` chain (a `select` has one per case).

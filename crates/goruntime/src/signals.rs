@@ -63,7 +63,7 @@ pub fn in_mask(mask: u64) -> impl Iterator<Item = u32> {
 /// The name of a signal as people write it (`SIGURG`, `SIGRTMIN+3`): the x86-64 Linux numbering
 /// the syscall decoder uses too.
 pub fn name(sig: u32) -> String {
-    gostall_target::syscalls::signal_name(i32::try_from(sig).unwrap_or(i32::MAX))
+    gostall_access::syscalls::signal_name(i32::try_from(sig).unwrap_or(i32::MAX))
 }
 
 /// Signal names of a mask, comma-separated (`SIGURG, SIGPROF`).

@@ -354,7 +354,7 @@ fn render_error(e: &anyhow::Error) -> String {
 fn explain_live(e: &LiveError) -> Option<String> {
     use gostall_binfmt::BinError;
     use gostall_extract::ExtractError;
-    use gostall_target::{MemError, TargetError};
+    use gostall_access::{MemError, TargetError};
     match e {
         LiveError::Binary {
             pid,
@@ -391,7 +391,7 @@ fn explain_live(e: &LiveError) -> Option<String> {
                 },
         }
         | LiveError::Exited(pid) => {
-            Some(gostall_target::AccessError::Exited { pid: *pid }.to_string())
+            Some(gostall_access::AccessError::Exited { pid: *pid }.to_string())
         }
         _ => None,
     }

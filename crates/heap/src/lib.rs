@@ -17,7 +17,7 @@
 #![deny(missing_docs)]
 
 use gostall_goruntime::layout::{HeapBits, HeapLayout, TypeLayout};
-use gostall_target::{Memory, ReadReq};
+use gostall_access::{Memory, ReadReq};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 /// Why the heap could not be read.
@@ -1960,7 +1960,7 @@ fn read_type<M: Memory + ?Sized>(mem: &M, tl: &TypeLayout, ty: u64) -> Option<Ty
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gostall_target::MemError;
+    use gostall_access::MemError;
 
     /// A flat memory image starting at `base`.
     struct Image {

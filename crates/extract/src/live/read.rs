@@ -7,12 +7,12 @@ use super::{LiveError, Read, Starts, PAUSED_PROOF_MAX_HEAP};
 use crate::native::{self, NativeUnwinder, StartRegs};
 use crate::{Extra, ExtractError, Program, Target};
 use gostall_model::{LiveMeta, MemoryFacts, Snapshot, SyscallFacts, ThreadFacts, ThreadOrigin};
-use gostall_target::{LiveProcess, Memory, Pause, ReadReq, Regs, TargetError, ThreadInfo, Threads};
+use gostall_access::{LiveProcess, Memory, Pause, ReadReq, Regs, TargetError, ThreadInfo, Threads};
 use rustc_hash::FxHashMap;
 use std::time::{Duration, Instant};
 
 /// What the read hands to the later phases.
-pub(crate) struct ReadOut<'r, P: gostall_target::Objects + ?Sized> {
+pub(crate) struct ReadOut<'r, P: gostall_access::Objects + ?Sized> {
     /// The native unwinder, over the mappings seen at the read.
     pub nu: Option<NativeUnwinder<'r, P>>,
     /// Where each thread's native unwinding starts.
@@ -285,7 +285,7 @@ pub(super) fn running<'r>(
 pub(crate) fn join_threads(
     snap: &mut Snapshot,
     extra: &Extra,
-    threads: &[gostall_target::ThreadInfo],
+    threads: &[gostall_access::ThreadInfo],
 ) {
     let by_tid: rustc_hash::FxHashMap<u64, &crate::MRecord> =
         extra.ms.iter().map(|m| (m.procid, m)).collect();
@@ -316,7 +316,7 @@ pub(crate) fn join_threads(
             sig_pending: t.sig_pending,
             syscall: t.syscall.as_ref().map(|s| SyscallFacts {
                 nr: s.nr,
-                name: gostall_target::syscalls::name(s.nr).map(str::to_string),
+                name: gostall_access::syscalls::name(s.nr).map(str::to_string),
                 text: None,
                 args: s.args,
             }),
@@ -340,7 +340,7 @@ impl Program<'_> {
         mem: &M,
         snap: &mut Snapshot,
         extra: &Extra,
-        regs: &[(i32, gostall_target::Regs)],
+        regs: &[(i32, gostall_access::Regs)],
     ) {
         let mut sym = crate::unwind::Symbolizer::new(self);
         for (tid, r) in regs {

@@ -8,7 +8,7 @@ use crate::native::NativeUnwinder;
 use crate::{Extra, ExtractError, Options, Program};
 use gostall_binfmt::GoBinary;
 use gostall_model::{LiveMeta, SignalFacts, Snapshot};
-use gostall_target::{LiveProcess, Memory, Pause, TargetError, Threads};
+use gostall_access::{LiveProcess, Memory, Pause, TargetError, Threads};
 use rustc_hash::FxHashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -71,7 +71,7 @@ fn auto_pause(r: &Read<'_, '_>, snap: &mut Snapshot, extra: &Extra, meta: &mut L
     let Ok(pause) = Pause::freeze(r.pid, r.opts.auto_pause_cap) else {
         return;
     };
-    let regs: Vec<(i32, gostall_target::Regs)> = extra
+    let regs: Vec<(i32, gostall_access::Regs)> = extra
         .ms
         .iter()
         .filter(|m| {
@@ -169,7 +169,7 @@ pub(super) fn sample_memory(
             Vec::new()
         };
         let at = t0.elapsed().as_millis() as u64;
-        let smaps = match gostall_target::smaps::read(pid) {
+        let smaps = match gostall_access::smaps::read(pid) {
             Ok(s) => s,
             Err(TargetError::ProcessExited { .. }) => return Err(LiveError::Exited(pid)),
             Err(e) => {
@@ -219,7 +219,7 @@ pub(super) fn sample_memory(
 /// the status file cannot be read.
 /// The forwarded handlers are left unnamed: [`name_handlers`] names them once.
 fn read_signal_facts(prog: &Program<'_>, proc: &LiveProcess, pid: i32) -> Option<SignalFacts> {
-    let st = gostall_target::procfs::status(pid).ok()?;
+    let st = gostall_access::procfs::status(pid).ok()?;
     let rt = prog.read_signals(proc);
     let forwarded = rt
         .forwarded
@@ -242,7 +242,7 @@ fn read_signal_facts(prog: &Program<'_>, proc: &LiveProcess, pid: i32) -> Option
 /// Names the handlers the runtime forwards to by the symbol of whichever mapped object holds them
 /// (the executable's C code or a shared library), as native frames are named; the executable's
 /// own symbol table when the mapped objects could not be read.
-pub(crate) fn name_handlers<P: gostall_target::Objects + ?Sized>(
+pub(crate) fn name_handlers<P: gostall_access::Objects + ?Sized>(
     signals: &mut Option<SignalFacts>,
     nu: Option<&mut NativeUnwinder<'_, P>>,
     prog: &Program<'_>,
@@ -280,7 +280,7 @@ fn second_signal_sample(
     for t in &mut snap.threads {
         if t.sig_blocked | t.sig_pending != 0 {
             // A thread gone by now (an exiting thread blocks everything) confirms nothing.
-            let (blk, pnd) = gostall_target::procfs::thread_status(pid, t.tid)
+            let (blk, pnd) = gostall_access::procfs::thread_status(pid, t.tid)
                 .map_or((0, 0), |st| (st.sig_blk, st.sig_pnd));
             t.sig_blocked &= blk;
             t.sig_pending &= pnd;

@@ -6,7 +6,7 @@ use super::Read;
 use crate::native::{self, NativeUnwinder, StartRegs};
 use crate::{Extra, Program, Target};
 use gostall_model::Snapshot;
-use gostall_target::{LiveProcess, Memory};
+use gostall_access::{LiveProcess, Memory};
 use std::time::Instant;
 
 /// Unwinds the native stacks of threads in native code and of callback threads from C.
@@ -50,13 +50,13 @@ pub(super) fn describe_waits(
     snap: &mut Snapshot,
     extra: &Extra,
 ) {
-    let fds = gostall_target::describe_fds(r.pid);
+    let fds = gostall_access::describe_fds(r.pid);
     let nu = std::cell::RefCell::new(nu);
     let symbol = |a: u64| nu.borrow_mut().as_mut().and_then(|n| n.data_symbol(a));
     for t in &mut snap.threads {
         if let Some(sc) = &mut t.syscall {
             sc.text =
-                Some(gostall_target::syscalls::decode_with(sc.nr, &sc.args, &fds, &symbol).text);
+                Some(gostall_access::syscalls::decode_with(sc.nr, &sc.args, &fds, &symbol).text);
         }
     }
     futex_owners(r.proc, snap);

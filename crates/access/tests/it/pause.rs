@@ -4,7 +4,7 @@ use std::io::BufReader;
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
-use gostall_target::{LiveProcess, Memory, Pause, PauseEnd, TargetError};
+use gostall_access::{LiveProcess, Memory, Pause, PauseEnd, TargetError};
 
 use crate::util::{helper, helper_line, running_untraced, thread_states, wait_until, Target};
 
@@ -309,7 +309,7 @@ fn a_thread_in_uninterruptible_sleep_is_not_waited_for() {
     }
     let _kill = Kill(child);
     wait_until(Duration::from_secs(5), || {
-        gostall_target::procfs::thread(t.pid, t.vforker)
+        gostall_access::procfs::thread(t.pid, t.vforker)
             .unwrap()
             .is_some_and(|th| th.state == 'D')
     });
@@ -337,7 +337,7 @@ fn a_thread_in_uninterruptible_sleep_is_not_waited_for() {
     // Once the vfork child is gone, the thread leaves its wait and runs on, untraced.
     drop(_kill);
     wait_until(Duration::from_secs(5), || {
-        gostall_target::procfs::thread(t.pid, t.vforker)
+        gostall_access::procfs::thread(t.pid, t.vforker)
             .unwrap()
             .is_some_and(|th| th.state == 'S' && th.tracer_pid == 0)
     });

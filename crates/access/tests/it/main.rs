@@ -11,7 +11,7 @@ mod util;
 use std::io::Write;
 use std::time::Duration;
 
-use gostall_target::{LiveProcess, Memory, Pause, ReadMethod};
+use gostall_access::{LiveProcess, Memory, Pause, ReadMethod};
 
 /// Not a test: the entry point of helper processes, selected by `GOSTALL_TARGET_HELPER=MODE:PID`.
 /// Prints `HELPER:` lines on stdout.
@@ -31,7 +31,7 @@ fn helper_main() {
     match mode {
         // Report what attaching and pausing say, and our capabilities.
         "attach" => {
-            let st = gostall_target::procfs::status(std::process::id() as i32).unwrap();
+            let st = gostall_access::procfs::status(std::process::id() as i32).unwrap();
             say(&format!("uid={} capeff={:x}", st.uid[0], st.cap_eff));
             match LiveProcess::attach(pid) {
                 Ok(_) => say("attach ok"),

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use gostall_target::{AccessError, LiveProcess};
+use gostall_access::{AccessError, LiveProcess};
 
 use crate::util::{helper_at, helper_line, wait_until, Target};
 
@@ -29,7 +29,7 @@ fn zombie() {
     let mut t = Target::spawn(0);
     t.child.kill().unwrap();
     wait_until(Duration::from_secs(5), || {
-        gostall_target::procfs::stat(t.pid).is_ok_and(|s| s.state == 'Z')
+        gostall_access::procfs::stat(t.pid).is_ok_and(|s| s.state == 'Z')
     });
     let e = LiveProcess::attach(t.pid).unwrap_err();
     assert!(
@@ -63,7 +63,7 @@ struct NobodyCopy(PathBuf);
 impl NobodyCopy {
     fn new() -> Option<Self> {
         let dir =
-            std::env::temp_dir().join(format!("gostall-target-nobody-{}", std::process::id()));
+            std::env::temp_dir().join(format!("gostall-access-nobody-{}", std::process::id()));
         std::fs::create_dir_all(&dir).ok()?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).ok()?;
         let exe = dir.join("tests");
@@ -145,13 +145,13 @@ fn another_users_process_explains_why() {
             "freeze message lacks {w:?}: {freeze}"
         );
     }
-    if let Some(scope) = gostall_target::ptrace_scope() {
+    if let Some(scope) = gostall_access::ptrace_scope() {
         if scope >= 1 {
             assert!(attach.contains("ptrace_scope"), "{attach}");
         }
     }
     // The same user can read its own process without privileges (when Yama allows it).
-    if gostall_target::ptrace_scope().unwrap_or(0) == 0 {
+    if gostall_access::ptrace_scope().unwrap_or(0) == 0 {
         let mut cmd = Command::new("setpriv");
         cmd.args([
             "--reuid=65534",

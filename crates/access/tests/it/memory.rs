@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use gostall_target::{LiveProcess, MemError, Memory, ReadMethod, TargetError};
+use gostall_access::{LiveProcess, MemError, Memory, ReadMethod, TargetError};
 
 use crate::util::Target;
 
@@ -10,7 +10,7 @@ fn check_reads(method: ReadMethod) {
     let t = Target::spawn(0);
     let p = LiveProcess::attach_with(t.pid, method).unwrap();
     assert_eq!(p.read_method(), method);
-    assert_eq!(p.read_cstr(t.marker, 64).unwrap(), b"gostall-target-marker");
+    assert_eq!(p.read_cstr(t.marker, 64).unwrap(), b"gostall-access-marker");
     let a = p.read_u64(t.counter).unwrap();
     std::thread::sleep(Duration::from_millis(20));
     let b = p.read_u64(t.counter).unwrap();
@@ -69,7 +69,7 @@ fn process_exited_mid_read() {
         // Killed but not yet reaped: a zombie, without memory.
         t.child.kill().unwrap();
         crate::util::wait_until(Duration::from_secs(5), || {
-            gostall_target::procfs::stat(t.pid).is_ok_and(|s| s.state == 'Z')
+            gostall_access::procfs::stat(t.pid).is_ok_and(|s| s.state == 'Z')
         });
         let e = p.read_u64(t.counter).unwrap_err();
         assert_eq!(
@@ -90,7 +90,7 @@ fn process_exited_mid_read() {
             p.read_u64(t.counter),
             Err(MemError::ProcessExited { .. })
         ));
-        use gostall_target::Threads;
+        use gostall_access::Threads;
         let e = p.threads().unwrap_err();
         assert!(matches!(e, TargetError::ProcessExited { pid } if pid == t.pid));
         assert_eq!(e.to_string(), format!("process {} exited", t.pid));
@@ -150,7 +150,7 @@ fn pid_namespace_is_recorded() {
     let inner: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
     let p = LiveProcess::attach(inner).unwrap();
     assert_eq!(p.nspid(), Some(vec![inner, 1]));
-    assert_eq!(p.read_cstr(t.marker, 64).unwrap(), b"gostall-target-marker");
+    assert_eq!(p.read_cstr(t.marker, 64).unwrap(), b"gostall-access-marker");
 }
 
 #[test]
@@ -169,7 +169,7 @@ fn falls_back_to_proc_mem_when_process_vm_readv_is_refused() {
     assert!(forced.contains("seccomp"), "{forced}");
     assert_eq!(
         crate::util::helper_line(&mut out),
-        "method=ProcMem marker=gostall-target-marker"
+        "method=ProcMem marker=gostall-access-marker"
     );
     assert!(h.wait().unwrap().success());
 }
@@ -178,7 +178,7 @@ fn falls_back_to_proc_mem_when_process_vm_readv_is_refused() {
 /// runs off the end of a mapping) fails alone, and the ranges after it are still read.
 #[test]
 fn batched_reads_isolate_unreadable_ranges() {
-    use gostall_target::ReadReq;
+    use gostall_access::ReadReq;
     for method in [ReadMethod::VmReadv, ReadMethod::ProcMem] {
         let t = Target::spawn(0);
         let p = LiveProcess::attach_with(t.pid, method).unwrap();
@@ -209,7 +209,7 @@ fn batched_reads_isolate_unreadable_ranges() {
         let mut ok = Vec::new();
         p.read_batch(&reqs, &mut buf, &mut ok);
         assert_eq!(ok, [true, false, true, false, true], "{method:?}");
-        assert_eq!(&buf[..21], b"gostall-target-marker");
+        assert_eq!(&buf[..21], b"gostall-access-marker");
         assert!(buf[29..45].iter().all(|&b| b == 0x5a));
         assert!(buf[61..69].iter().all(|&b| b == 0x5a));
         // More ranges than one system call carries.

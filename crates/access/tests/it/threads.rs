@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use gostall_target::{LiveProcess, Pause, TargetError, Threads};
+use gostall_access::{LiveProcess, Pause, TargetError, Threads};
 
 use crate::util::{wait_until, Target};
 

@@ -12,7 +12,7 @@ pub fn fixture() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/target.c");
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gostall-target");
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gostall-access");
         std::fs::create_dir_all(&dir).unwrap();
         let out = dir.join("cfixture");
         let tmp = dir.join(format!("cfixture.{}", std::process::id()));
@@ -123,7 +123,7 @@ pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) {
 
 /// State letters of every thread of `pid`.
 pub fn thread_states(pid: i32) -> Vec<char> {
-    gostall_target::procfs::threads(pid)
+    gostall_access::procfs::threads(pid)
         .unwrap()
         .iter()
         .map(|t| t.state)
@@ -132,7 +132,7 @@ pub fn thread_states(pid: i32) -> Vec<char> {
 
 /// Whether no thread of `pid` is stopped (by a tracer or a signal) or traced.
 pub fn running_untraced(pid: i32) -> bool {
-    gostall_target::procfs::threads(pid)
+    gostall_access::procfs::threads(pid)
         .unwrap()
         .iter()
         .all(|t| !matches!(t.state, 't' | 'T') && t.tracer_pid == 0)

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use gostall_target::fds::FdKind;
-use gostall_target::{describe_fds, syscalls, LiveProcess, Threads};
+use gostall_access::fds::FdKind;
+use gostall_access::{describe_fds, syscalls, LiveProcess, Threads};
 
 use crate::util::{wait_until, Target};
 
