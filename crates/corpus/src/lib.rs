@@ -224,6 +224,17 @@ pub fn build(version: &str) -> Result<PathBuf> {
 
 /// Builds every scenario in a variant into `work_dir(version)/<variant>`; returns that directory.
 pub fn build_variant(version: &str, variant: Variant) -> Result<PathBuf> {
+    // The cgo scenarios need a C compiler: a fresh machine gets it (and the other Debian packages
+    // the tests use) from scripts/install-realworld.sh.
+    let has_cc = Command::new("gcc")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_cc {
+        realworld::install().context("installing a C compiler for the cgo scenarios")?;
+    }
     let root = goroot(version)?;
     let dir = work_dir(version);
     let bin = dir.join(variant.name());

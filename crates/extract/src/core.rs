@@ -8,9 +8,9 @@
 use crate::live::read::{frozen, ReadError, Still};
 use crate::live::{LiveOptions, Read};
 use crate::{Extra, ExtractError, Options, Program, ProgramError};
+use gostall_access::{CoreError, CoreFile, CoreOptions, CoreWriter, Objects, TargetError};
 use gostall_binfmt::GoBinary;
 use gostall_model::{CoreMeta, Snapshot, SourceKind};
-use gostall_access::{CoreError, CoreFile, CoreOptions, CoreWriter, Objects, TargetError};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

@@ -5,9 +5,9 @@
 
 use crate::stackscan::frames;
 use crate::{GRaw, Program};
+use gostall_access::Memory;
 use gostall_goruntime::defers::{open_defers, releases_lock};
 use gostall_model::{ObjectKind, SyncObject};
-use gostall_access::Memory;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 /// Largest stack read to look for defers.

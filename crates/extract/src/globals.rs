@@ -5,11 +5,11 @@
 //! the M list must end at M 0, the wait-reason table must hold the runtime's own strings.
 
 use crate::program::Symbols;
+use gostall_access::Memory;
 use gostall_binfmt::{code, GoBinary, Pclntab};
 use gostall_goruntime::globals::{candidates, locator, Shape, SEMTABLE_SIZE};
 use gostall_goruntime::layout::RuntimeLayout;
 use gostall_goruntime::tables::TypeInfo;
-use gostall_access::Memory;
 
 /// The link-time candidates for `global`, from the code of the functions that use it.
 fn candidates_for(

@@ -29,12 +29,12 @@ mod waits;
 pub use program::{LayoutSource, Program, ProgramError, SymbolSource, VersionSource};
 pub use signals::{PreemptSample, RuntimeSignals};
 
+use gostall_access::{Memory, ReadReq};
 use gostall_goruntime::layout::{gstatus, pstatus_name};
 use gostall_goruntime::{self as rt};
 use gostall_model::{
     CreatedBy, GoFlags, GoState, Goroutine, ProcFacts, SchedFacts, Snapshot, StackId, WaitReason,
 };
-use gostall_access::{Memory, ReadReq};
 use rustc_hash::FxHashMap;
 use unwind::Symbolizer;
 

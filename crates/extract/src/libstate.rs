@@ -5,9 +5,9 @@
 //! semaphore's size and held weight).
 
 use crate::{GRaw, Program};
+use gostall_access::Memory;
 use gostall_libs::{FieldKind, Meaning, StateSpec, BLOCKING_POINTS};
 use gostall_model::{LibState, Snapshot};
-use gostall_access::Memory;
 
 /// A library type's layout: its size and, per state field, (meaning, offset, size, kind).
 #[derive(Debug, Clone)]

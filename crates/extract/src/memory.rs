@@ -25,8 +25,8 @@
 //! (a few MiB).
 
 use crate::Program;
-use gostall_model::MemoryFacts;
 use gostall_access::{Memory, Smaps};
+use gostall_model::MemoryFacts;
 
 /// What the Go runtime says about its memory, read from the target.
 #[derive(Debug, Clone, Default)]

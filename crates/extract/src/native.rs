@@ -16,10 +16,10 @@
 
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
 use framehop::{ExplicitModuleSectionInfo, FrameAddress, Module, Unwinder};
-use gostall_binfmt::{ElfObject, SharedBytes};
-use gostall_model::{NativeFrame, ThreadFacts};
 use gostall_access::objects::is_object_mapping;
 use gostall_access::{Mapping, Memory, Objects, ReadReq, ThreadInfo};
+use gostall_binfmt::{ElfObject, SharedBytes};
+use gostall_model::{NativeFrame, ThreadFacts};
 use rustc_hash::FxHashMap;
 use std::ops::Range;
 use std::sync::Arc;

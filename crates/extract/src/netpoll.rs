@@ -8,9 +8,9 @@
 //! written.
 
 use crate::Program;
+use gostall_access::{FdKind, FdTable, Memory, ReadReq};
 use gostall_goruntime::layout::untag_poll_desc;
 use gostall_model::NetWait;
-use gostall_access::{FdKind, FdTable, Memory, ReadReq};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::fs;
 

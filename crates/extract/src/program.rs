@@ -1,9 +1,9 @@
 //! What extraction needs to know about the target's binary: pclntab, struct layout, the addresses
 //! of the runtime's globals (load bias applied), and the wait-reason strings of this Go version.
 
+use gostall_access::Memory;
 use gostall_binfmt::{BinError, GoBinary, Pclntab};
 use gostall_goruntime::layout::{signal_symbols, LayoutError, RuntimeLayout};
-use gostall_access::Memory;
 
 /// Why a binary cannot be read as a supported Go program.
 ///

@@ -24,13 +24,13 @@
 use crate::stackscan::{scan_stack, PcCache, ScanStats};
 use crate::waits::{self, Blocking, WaitObj};
 use crate::{Extra, GRaw, Options, Program};
+use gostall_access::{Memory, ReadReq};
 use gostall_goruntime::layout::gstatus::state as gstatus_state;
 use gostall_heap::{Heap, Marker, ObjRef};
 use gostall_model::{
     GoState, ObjectHome, ObjectKind, ObjectState, ProofFacts, Reach, Reacher, ScanMethod, Snapshot,
     SyncObject, WaitEdge, WaitReason,
 };
-use gostall_access::{Memory, ReadReq};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::time::{Duration, Instant};
 

@@ -8,8 +8,8 @@
 //! left out, never an error.
 
 use crate::{u32_at, u64_at, Program};
-use gostall_goruntime::signals as sig;
 use gostall_access::Memory;
+use gostall_goruntime::signals as sig;
 
 /// What the runtime recorded about signals, at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -9,8 +9,8 @@
 //! be woken by someone who can reach one of them.
 
 use crate::{GRaw, Program};
-use gostall_model::{ObjectKind, WaitOp, WaitReason};
 use gostall_access::Memory;
+use gostall_model::{ObjectKind, WaitOp, WaitReason};
 use rustc_hash::FxHashMap;
 
 /// Most sudogs followed on one goroutine's `waitlink` chain (a `select` has one per case).

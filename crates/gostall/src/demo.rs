@@ -14,9 +14,9 @@
 
 use crate::{emit, Format, OutputArgs};
 use anyhow::{anyhow, Context as _, Result};
+use gostall_access::{AccessError, MemError, TargetError};
 use gostall_extract::live::{LiveError, LiveOptions};
 use gostall_extract::ExtractError;
-use gostall_access::{AccessError, MemError, TargetError};
 use nix::errno::Errno;
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use std::io::{BufRead, BufReader, Write as _};

@@ -352,9 +352,9 @@ fn render_error(e: &anyhow::Error) -> String {
 
 /// Messages for live-read errors whose own text does not say what to do.
 fn explain_live(e: &LiveError) -> Option<String> {
+    use gostall_access::{MemError, TargetError};
     use gostall_binfmt::BinError;
     use gostall_extract::ExtractError;
-    use gostall_access::{MemError, TargetError};
     match e {
         LiveError::Binary {
             pid,

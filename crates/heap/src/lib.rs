@@ -16,8 +16,8 @@
 //! and bounded; memory use is one bit per heap object plus the work list.
 #![deny(missing_docs)]
 
-use gostall_goruntime::layout::{HeapBits, HeapLayout, TypeLayout};
 use gostall_access::{Memory, ReadReq};
+use gostall_goruntime::layout::{HeapBits, HeapLayout, TypeLayout};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 /// Why the heap could not be read.

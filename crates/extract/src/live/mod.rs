@@ -14,9 +14,9 @@ pub(crate) mod threads;
 
 use crate::native::{NativeUnwinder, StackCopy, StartRegs};
 use crate::{Extra, ExtractError, Options, Program, ProgramError};
+use gostall_access::{AccessError, LiveProcess, TargetError};
 use gostall_binfmt::GoBinary;
 use gostall_model::{LiveMeta, Snapshot, SourceInfo, SourceKind};
-use gostall_access::{AccessError, LiveProcess, TargetError};
 use rustc_hash::FxHashMap;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};

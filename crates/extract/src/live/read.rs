@@ -6,8 +6,8 @@
 use super::{LiveError, Read, Starts, PAUSED_PROOF_MAX_HEAP};
 use crate::native::{self, NativeUnwinder, StartRegs};
 use crate::{Extra, ExtractError, Program, Target};
-use gostall_model::{LiveMeta, MemoryFacts, Snapshot, SyscallFacts, ThreadFacts, ThreadOrigin};
 use gostall_access::{LiveProcess, Memory, Pause, ReadReq, Regs, TargetError, ThreadInfo, Threads};
+use gostall_model::{LiveMeta, MemoryFacts, Snapshot, SyscallFacts, ThreadFacts, ThreadOrigin};
 use rustc_hash::FxHashMap;
 use std::time::{Duration, Instant};
 

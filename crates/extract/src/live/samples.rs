@@ -6,9 +6,9 @@
 use super::{symbol_plus, LiveError, LiveOptions, Read};
 use crate::native::NativeUnwinder;
 use crate::{Extra, ExtractError, Options, Program};
+use gostall_access::{LiveProcess, Memory, Pause, TargetError, Threads};
 use gostall_binfmt::GoBinary;
 use gostall_model::{LiveMeta, SignalFacts, Snapshot};
-use gostall_access::{LiveProcess, Memory, Pause, TargetError, Threads};
 use rustc_hash::FxHashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

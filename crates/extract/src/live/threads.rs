@@ -5,8 +5,8 @@
 use super::Read;
 use crate::native::{self, NativeUnwinder, StartRegs};
 use crate::{Extra, Program, Target};
-use gostall_model::Snapshot;
 use gostall_access::{LiveProcess, Memory};
+use gostall_model::Snapshot;
 use std::time::Instant;
 
 /// Unwinds the native stacks of threads in native code and of callback threads from C.
