@@ -38,6 +38,8 @@ pub enum HeapError {
 
 /// Most arenas read (a 64 MiB arena each: 16 TiB).
 const MAX_ARENAS: usize = 1 << 18;
+/// Arenas one span may cover (64 GiB with 64 MiB arenas): more is not a span of a real heap.
+const MAX_SPAN_ARENAS: u64 = 1 << 10;
 /// Bytes read per vectored batch while marking.
 const BATCH_BYTES: usize = 2 << 20;
 /// Requests per vectored batch.
@@ -314,12 +316,42 @@ impl Heap {
                 );
             }
         }
-        // Keep in-use spans, in address order (as found, since the arenas and their pages are
-        // walked in order); map their pages.
+        // Keep in-use spans whose pages all map to them, as the runtime keeps every page of an
+        // in-use span (`mheap.setSpans` before the span is published): a header recycled for
+        // another span since the map was read, or a hostile one claiming pages of others, is
+        // dropped rather than read over objects it does not hold. In address order (as found,
+        // since the arenas and their pages are walked in order); map their pages.
+        let maps_by_arena: FxHashMap<u64, &[u64]> =
+            raw_maps.iter().map(|(i, m)| (*i, m.as_slice())).collect();
+        let owns_pages = |addr: u64, s: &Span| -> bool {
+            let mut p = s.base;
+            while p < s.end {
+                let off = p.wrapping_sub(l.arena_base_offset);
+                let (ai, within) = (off / l.arena_bytes, off % l.arena_bytes);
+                let arena_end = p - within + l.arena_bytes;
+                let stop = s.end.min(arena_end);
+                if let Some(map) = maps_by_arena.get(&ai) {
+                    let first = (within / l.page_size) as usize;
+                    let n = (stop - p).div_ceil(l.page_size) as usize;
+                    match map.get(first..first + n) {
+                        Some(pages) if pages.iter().all(|&x| x == addr) => {}
+                        _ => return false,
+                    }
+                } else if s.end - s.base > MAX_SPAN_ARENAS * l.arena_bytes {
+                    // Pages in arenas not read are taken on trust, up to a bound on the walk.
+                    return false;
+                }
+                p = stop;
+            }
+            true
+        };
         let mut kept: Vec<(u64, usize)> = parsed
             .iter()
             .enumerate()
-            .filter_map(|(k, s)| s.map(|s| (s.base, k)))
+            .filter_map(|(k, s)| {
+                s.filter(|s| owns_pages(span_addrs[k], s))
+                    .map(|s| (s.base, k))
+            })
             .collect();
         if !kept.is_sorted() {
             kept.sort_unstable();
@@ -485,7 +517,7 @@ impl Heap {
             return None;
         }
         let s = *self.pages.get(pos * self.arena_pages + page)?;
-        (s != 0).then_some(s - 1)
+        s.checked_sub(1)
     }
 
     /// Whether `a` and `b` lie in the same in-use span.
