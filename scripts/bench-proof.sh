@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reachability-proof benchmark: gostall diagnose --pid on a big live Go process.
 #
-#   scripts/bench-proof.sh [--runs N] [-n GOROUTINES] [--heap MIB] [--leaks N] [--go VERSION]
+#   scripts/bench-proof.sh [--runs N] [-n GOROUTINES] [--heap MIB] [--leaks N] [--go VERSION] [--busy]
 #
 # Builds bench/bigheap (Go 1.27.3 by default, through scripts/install-go.sh) and gostall (release),
 # starts the bench (200k goroutines, a 1024 MiB live heap and 300 leaked goroutines by default)
@@ -12,6 +12,9 @@
 # pause (live.paused_us; null: the target was never stopped); then once with --no-proof (the
 # baseline). Prints wall time (median/min/max), gostall's peak RSS (/usr/bin/time -v) against the
 # heap it scanned, and the GOSTALL_TIMING phase lines (proof: …) of the median run.
+# An idle target (the default: every goroutine parked, as in a stuck service) runs nothing during
+# the first mark, so gostall takes one mark (proof.quiescent); with --busy a goroutine of the
+# target keeps computing and gostall takes a second, confirming mark.
 # Targets: <= 3 s wall with the proof; any pause <= 100 ms; peak RSS <= 25 % of the heap.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -21,6 +24,7 @@ count=200000
 heap_mib=1024
 leaks=300
 gover=1.27.3
+busy=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs="$2"; shift ;;
@@ -28,6 +32,7 @@ while [ $# -gt 0 ]; do
     --heap) heap_mib="$2"; shift ;;
     --leaks) leaks="$2"; shift ;;
     --go) gover="$2"; shift ;;
+    --busy) busy=(-busy) ;;
     -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "bench-proof: unknown argument '$1'" >&2; exit 2 ;;
   esac
@@ -43,7 +48,7 @@ bin="$out/bigheap-$gover"
 gostall="${GOSTALL_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/gostall}"
 
 log="$out/proof-target.out"
-"$bin" -n "$count" -heap "$heap_mib" -leaks "$leaks" > "$log" 2>&1 &
+"$bin" -n "$count" -heap "$heap_mib" -leaks "$leaks" "${busy[@]}" > "$log" 2>&1 &
 pid=$!
 cleanup() {
   kill "$pid" 2>/dev/null || true
@@ -106,7 +111,7 @@ if problems:
     sys.exit("bench-proof: " + "; ".join(problems) + f"; notes: {p['notes']}")
 paused = d["live"]["paused_us"]
 print(len(p["leaked"]), p["passes"], p["disagreed"], "null" if paused is None else paused,
-      p["objects_marked"], p["bytes_scanned"] >> 20, p["spans"])
+      p["objects_marked"], p["bytes_scanned"] >> 20, p["spans"], str(p.get("quiescent", False)).lower())
 PY
 }
 
@@ -122,9 +127,9 @@ for i in $(seq "$runs"); do
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 w=$(run json --format json)
-read -r nleak passes disagreed paused marked scanned spans < <(check json)
-printf 'json run: %.2f s wall, peak RSS %s MiB, paused_us %s; proof: %s leaked (want %s; %s passes, %s disagreed), heap and stacks precise, %s objects marked, %s MiB scanned, %s spans\n' \
-  "$w" "$(rss_mib json)" "$paused" "$nleak" "$leaks" "$passes" "$disagreed" "$marked" "$scanned" "$spans"
+read -r nleak passes disagreed paused marked scanned spans quiescent < <(check json)
+printf 'json run: %.2f s wall, peak RSS %s MiB, paused_us %s; proof: %s leaked (want %s; %s passes, %s disagreed, quiescent %s), heap and stacks precise, %s objects marked, %s MiB scanned, %s spans\n' \
+  "$w" "$(rss_mib json)" "$paused" "$nleak" "$leaks" "$passes" "$disagreed" "$quiescent" "$marked" "$scanned" "$spans"
 stats() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {printf "median %.2f, min %.2f, max %.2f", a[int((NR+1)/2)], a[1], a[NR]}'; }
 median_run=$(for i in $(seq "$runs"); do echo "${walls[$((i-1))]} $i"; done | sort -g | awk -v n="$runs" 'NR==int((n+1)/2){print $2}')
 echo "with the proof: wall $(stats "${walls[@]}") s; cpu (user+sys) $(stats "${cpus[@]}") s; peak RSS $(stats "${rsss[@]}") MiB"

@@ -28,7 +28,19 @@ var (
 	nFlag    = flag.Int("n", 200000, "goroutines to park (leaked ones and releasers included)")
 	heapFlag = flag.Int("heap", 1024, "live heap to build, MiB")
 	leakFlag = flag.Int("leaks", 300, "goroutines to leak")
+	busyFlag = flag.Bool("busy", false, "keep one goroutine computing (no allocation), so the program is never idle while it is read")
 )
+
+// spin computes forever without allocating or touching the heap: the program keeps running.
+func spin() {
+	x := uint64(1)
+	for {
+		x = x*6364136223846793005 + 1442695040888963407
+		if x == 0 {
+			fmt.Println(x)
+		}
+	}
+}
 
 // Record is a typical small pointer-bearing object.
 type Record struct {
@@ -469,5 +481,8 @@ func main() {
 	fmt.Printf("READY goroutines=%d leaked=%d heap_alloc=%d heap_inuse=%d built_in=%s\n",
 		runtime.NumGoroutine(), *leakFlag, ms.HeapAlloc, ms.HeapInuse, built.Round(time.Millisecond))
 	_ = os.Stdout.Sync()
+	if *busyFlag {
+		go spin()
+	}
 	select {}
 }

@@ -36,7 +36,7 @@ pub use access::{AccessContext, AccessError, DenyReason, CAP_SYS_PTRACE_BIT};
 pub use corefile::{CoreError, CoreFile, CoreOptions, CoreSignal, CoreWriter};
 pub use error::{MemError, PauseEnd, TargetError};
 pub use fds::{describe_fds, FdDesc, FdKind, FdTable};
-pub use live::{LiveProcess, ReadMethod};
+pub use live::{Activity, LiveProcess, ReadMethod};
 pub use memory::{FakeMemory, Memory, ReadReq, MAX_READ_VEC};
 pub use pause::Pause;
 pub use procfs::{Mapping, Perms, SyscallInfo, ThreadInfo};

@@ -369,6 +369,54 @@ fn proc_access_error(pid: i32, file: &str, e: TargetError) -> AccessError {
     }
 }
 
+/// What every thread of a live process had run at one moment: for each thread, its CPU time and
+/// its number of runs on a CPU (`/proc/PID/task/TID/schedstat`, nanoseconds and timeslices, kept
+/// by the scheduler) and whether it was running or runnable then. Two equal stamps, neither with
+/// a runnable thread, mean the process executed no instruction in between: nothing in its
+/// memory changed through it, so what was read in between is a consistent view, as under a
+/// pause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activity {
+    /// (tid, CPU time in ns, timeslices, running or runnable), by tid.
+    threads: Vec<(i32, u64, u64, bool)>,
+}
+
+impl Activity {
+    /// Whether the process ran nothing between `before` and this stamp: the same threads, none
+    /// runnable at either moment, none with more CPU time or another timeslice.
+    pub fn idle_since(&self, before: &Activity) -> bool {
+        self.threads.len() == before.threads.len()
+            && self
+                .threads
+                .iter()
+                .zip(&before.threads)
+                .all(|(a, b)| a.0 == b.0 && a.1 == b.1 && a.2 == b.2 && !a.3 && !b.3)
+    }
+}
+
+impl LiveProcess {
+    /// Stamps what every thread has run so far ([`Activity`]); `None` when the kernel keeps no
+    /// scheduler statistics (no `schedstat`) or a thread came or went while it was read.
+    pub fn activity(&self) -> Option<Activity> {
+        let task = format!("/proc/{}/task", self.pid);
+        let mut threads = Vec::new();
+        for e in std::fs::read_dir(&task).ok()? {
+            let tid: i32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+            let sched = std::fs::read_to_string(format!("{task}/{tid}/schedstat")).ok()?;
+            let mut f = sched.split_ascii_whitespace().map(|v| v.parse::<u64>());
+            let run = f.next()?.ok()?;
+            let _wait = f.next()?.ok()?;
+            let slices = f.next()?.ok()?;
+            let stat = std::fs::read_to_string(format!("{task}/{tid}/stat")).ok()?;
+            // The state follows the command name, which may itself hold ')'.
+            let state = stat.rsplit_once(')')?.1.split_ascii_whitespace().next()?;
+            threads.push((tid, run, slices, state == "R"));
+        }
+        threads.sort_unstable();
+        (!threads.is_empty()).then_some(Activity { threads })
+    }
+}
+
 /// Remote ranges per `process_vm_readv` call (the kernel's `IOV_MAX`).
 const IOV_MAX: usize = 1024;
 
@@ -554,6 +602,42 @@ mod tests {
     use super::*;
     use crate::procfs::parse_maps;
     use std::path::Path;
+
+    /// A sleeping process runs nothing between two stamps; a computing one does.
+    #[test]
+    fn activity_tells_an_idle_process_from_a_running_one() {
+        use std::process::{Command, Stdio};
+        let spawn = |script: &str| {
+            Command::new("sh")
+                .args(["-c", script])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("sh")
+        };
+        let stamps = |pid: u32| {
+            let p = LiveProcess::attach(pid as i32).expect("a child of ours can be read");
+            let a = p.activity();
+            std::thread::sleep(Duration::from_millis(200));
+            (a, p.activity())
+        };
+        let mut idle = spawn("exec sleep 30");
+        let mut busy = spawn("while :; do :; done");
+        std::thread::sleep(Duration::from_millis(100));
+        let (a, b) = stamps(idle.id());
+        let (c, d) = stamps(busy.id());
+        let _ = idle.kill();
+        let _ = busy.kill();
+        let _ = idle.wait();
+        let _ = busy.wait();
+        let (Some(a), Some(b), Some(c), Some(d)) = (a, b, c, d) else {
+            // No scheduler statistics in this kernel: nothing to compare (the proof then takes
+            // its confirming mark).
+            assert!(!Path::new("/proc/self/schedstat").exists());
+            return;
+        };
+        assert!(b.idle_since(&a), "{a:?} -> {b:?}");
+        assert!(!d.idle_since(&c), "{c:?} -> {d:?}");
+    }
 
     #[test]
     fn bias_of_pie_and_non_pie() {

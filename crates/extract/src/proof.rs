@@ -24,7 +24,7 @@
 use crate::stackscan::{scan_stack, PcCache, ScanStats};
 use crate::waits::{self, Blocking, WaitObj};
 use crate::{Extra, GRaw, Options, Program};
-use gostall_access::{Memory, ReadReq};
+use gostall_access::{Activity, Memory, ReadReq};
 use gostall_goruntime::layout::gstatus::state as gstatus_state;
 use gostall_heap::{Heap, Marker, ObjRef};
 use gostall_model::{
@@ -175,11 +175,29 @@ impl<'p> Program<'p> {
         extra: &Extra,
         opts: &ProofOptions,
     ) -> Result<Proof, String> {
-        self.prove_with_roots(mem, snap, extra, opts, &[])
+        self.prove_with_roots(mem, snap, extra, opts, &[], None)
+    }
+
+    /// [`Program::prove`] of a running target whose activity can be stamped: when the target ran
+    /// nothing during the first mark ([`Activity::idle_since`]), that mark read a consistent view
+    /// and the confirming marks are not needed.
+    ///
+    /// # Errors
+    /// As [`Program::prove`].
+    pub fn prove_watching<M: Memory + Sync + ?Sized>(
+        &self,
+        mem: &M,
+        snap: &Snapshot,
+        extra: &Extra,
+        opts: &ProofOptions,
+        activity: &dyn Fn() -> Option<Activity>,
+    ) -> Result<Proof, String> {
+        self.prove_with_roots(mem, snap, extra, opts, &[], Some(activity))
     }
 
     /// [`Program::prove`] with extra root words: the registers of threads stopped by a pause,
-    /// which may hold the only pointer to an object a running goroutine uses.
+    /// which may hold the only pointer to an object a running goroutine uses; and, for a running
+    /// target, a stamp of its activity ([`Program::prove_watching`]).
     ///
     /// # Errors
     /// As [`Program::prove`].
@@ -190,6 +208,7 @@ impl<'p> Program<'p> {
         extra: &Extra,
         opts: &ProofOptions,
         roots: &[u64],
+        activity: Option<&dyn Fn() -> Option<Activity>>,
     ) -> Result<Proof, String> {
         let t0 = Instant::now();
         let first: Vec<GIn> = extra
@@ -218,7 +237,13 @@ impl<'p> Program<'p> {
                     .any(|&f| t.str(t.frame(f).function) == name)
             })
         };
+        let before = activity.and_then(|a| a());
         let mut p1 = self.pass(mem, &first, &on_stack, roots, None)?;
+        // The target ran nothing during the mark: it read memory as still as a pause leaves it.
+        let quiescent = !opts.paused
+            && before
+                .as_ref()
+                .is_some_and(|b| activity.and_then(|a| a()).is_some_and(|a| a.idle_since(b)));
         let mut passes = 1;
         let mut verdicts = std::mem::take(&mut p1.verdicts);
         let mut disagreed = 0u32;
@@ -231,7 +256,28 @@ impl<'p> Program<'p> {
             .filter(|v| v.leaked)
             .map(|v| v.id)
             .collect();
-        if any_leak && !opts.paused && opts.passes >= 2 {
+        if any_leak && quiescent {
+            // The goroutines' states were read before the mark: a leaked one must still be in the
+            // wait it was read in (as a confirming mark requires).
+            let headers = self
+                .read_headers(mem, &Options::default())
+                .map_err(|e| format!("the goroutines could not be read again: {e}"))?;
+            let now: FxHashMap<u64, &GRaw> = headers.raws.iter().map(|r| (r.addr, r)).collect();
+            let then: FxHashMap<u64, &GRaw> = first.iter().map(|g| (g.id, g.raw)).collect();
+            for v in verdicts.list.iter_mut().filter(|v| v.leaked) {
+                let same = then
+                    .get(&v.id)
+                    .is_some_and(|a| now.get(&a.addr).is_some_and(|b| same_wait(a, b)));
+                if !same {
+                    v.leaked = false;
+                    disagreed += 1;
+                }
+            }
+            notes.push(
+                "the program ran no instruction during the mark (no thread runnable, none with more CPU time or another timeslice in /proc/PID/task/*/schedstat): one mark is a consistent view, as under a pause".to_string(),
+            );
+        }
+        if any_leak && !opts.paused && !quiescent && opts.passes >= 2 {
             for _ in 1..opts.passes {
                 let t_trim = Instant::now();
                 release_free_memory();
@@ -373,6 +419,7 @@ impl<'p> Program<'p> {
                 passes,
                 disagreed,
                 paused: opts.paused,
+                quiescent,
                 objects_marked: p1.marked,
                 bytes_scanned: p1.scanned,
                 spans: p1.spans,

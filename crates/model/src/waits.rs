@@ -236,6 +236,10 @@ pub struct ProofFacts {
     pub disagreed: u32,
     /// The marks ran with the target stopped (a consistent view).
     pub paused: bool,
+    /// The target was not stopped but ran nothing during the mark (every thread idle, its CPU
+    /// time and timeslices unchanged): one mark read a consistent view.
+    #[serde(default)]
+    pub quiescent: bool,
     /// Heap objects marked reachable (last pass).
     pub objects_marked: u64,
     /// Bytes of heap, data and stack scanned (last pass).

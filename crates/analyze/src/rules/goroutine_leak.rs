@@ -68,17 +68,25 @@ fn proven(cx: &Context<'_>, proof: &ProofFacts, out: &mut Vec<Finding>) {
         }
     }
     groups.sort_by_key(|g| std::cmp::Reverse(cx.count(&g.2)));
+    let marks = if proof.paused {
+        format!(
+            "{} mark{} with the program stopped",
+            proof.passes,
+            plural(u64::from(proof.passes))
+        )
+    } else if proof.quiescent {
+        "one mark while the program ran nothing (no thread used CPU)".to_string()
+    } else {
+        format!(
+            "{} agreeing mark{}",
+            proof.passes,
+            plural(u64::from(proof.passes))
+        )
+    };
     let how = format!(
-        "proved from the process's memory: heap scanned {}, stacks {}, {} agreeing mark{}{}",
+        "proved from the process's memory: heap scanned {}, stacks {}, {marks}",
         scan_word(proof.heap_scan),
         scan_word(proof.stack_scan),
-        proof.passes,
-        plural(u64::from(proof.passes)),
-        if proof.paused {
-            " with the program stopped"
-        } else {
-            ""
-        }
     );
     for (site, reason, ms) in groups {
         // Library or runtime machinery with no application code on its stack (a pool's opener

@@ -348,8 +348,14 @@ fn prove(
 ) {
     let t = Instant::now();
     let unpaused = || {
-        r.prog
-            .prove(r.proc, snap, extra, &crate::proof::ProofOptions::default())
+        let proc = r.proc;
+        r.prog.prove_watching(
+            proc,
+            snap,
+            extra,
+            &crate::proof::ProofOptions::default(),
+            &|| proc.activity(),
+        )
     };
     let proof = match stopped {
         Some(Ok(p)) => Ok(p),

@@ -116,7 +116,7 @@ pub(crate) fn frozen<P: Target + ?Sized>(
                 passes: 1,
                 ..Default::default()
             };
-            let p = prog.prove_with_roots(proc, snap, extra, &popts, &roots);
+            let p = prog.prove_with_roots(proc, snap, extra, &popts, &roots, None);
             proof = Some(match (p, cut_short()) {
                 (Ok(p), None) => Ok(p),
                 (Ok(_), Some(why)) => Err(why),
