@@ -9,6 +9,7 @@ import (
 	"hash/fnv"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -79,8 +80,20 @@ func main() {
 
 	go runBatches()
 
-	harness.WaitUntil("the first batch's workers to finish", func() bool {
-		return enriched.Load() == 24
+	// Ready once the batch's workers are done and processBatch has reached its Wait (on a
+	// loaded machine the goroutine can still be on its way there when the workers finish).
+	harness.WaitUntil("the first batch's workers to finish and processBatch to wait", func() bool {
+		if enriched.Load() != 24 {
+			return false
+		}
+		buf := make([]byte, 1<<20)
+		all := string(buf[:runtime.Stack(buf, true)])
+		for _, g := range strings.Split(all, "\n\n") {
+			if strings.Contains(g, "WaitGroup).Wait") && strings.Contains(g, "main.processBatch") {
+				return true
+			}
+		}
+		return false
 	}, 100*time.Millisecond)
 	harness.Ready()
 
