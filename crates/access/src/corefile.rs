@@ -588,25 +588,18 @@ impl CoreFile {
         for c in candidates {
             // Only regular files: a path the core names could be a FIFO (opening it would wait
             // for a writer) or a device.
-            let f = match std::fs::metadata(&c) {
-                Ok(m) if m.is_file() => match std::fs::File::open(&c) {
-                    Ok(f) => f,
-                    Err(e) if is_exe && self.opts.binary.as_deref() == Some(c.as_path()) => {
-                        return (None, format!("--binary {}: {e}", c.display()));
-                    }
-                    Err(_) => continue,
-                },
+            let opened = match std::fs::metadata(&c) {
+                Ok(m) if m.is_file() => std::fs::File::open(&c),
+                Ok(_) => Err(io::Error::other("not a regular file")),
+                Err(e) => Err(e),
+            };
+            let f = match opened {
+                Ok(f) => f,
                 // The executable named with --binary must be there, and be a file.
-                Ok(_) if is_exe && self.opts.binary.as_deref() == Some(c.as_path()) => {
-                    return (
-                        None,
-                        format!("--binary {}: not a regular file", c.display()),
-                    );
-                }
                 Err(e) if is_exe && self.opts.binary.as_deref() == Some(c.as_path()) => {
                     return (None, format!("--binary {}: {e}", c.display()));
                 }
-                _ => continue,
+                Err(_) => continue,
             };
             // SAFETY: read-only map of a regular file; see `open`.
             let Ok(map) = (unsafe { memmap2::Mmap::map(&f) }) else {

@@ -24,13 +24,7 @@ pub struct RipRef {
 /// end the walk.
 pub fn rip_refs(bytes: &[u8], addr: u64) -> Vec<RipRef> {
     let mut out = Vec::new();
-    let mut d = Decoder::with_ip(64, bytes, addr, DecoderOptions::NONE);
-    let mut ins = Instruction::default();
-    while d.can_decode() {
-        d.decode_out(&mut ins);
-        if ins.is_invalid() {
-            break;
-        }
+    each_instruction(bytes, addr, |ins| {
         for i in 0..ins.op_count() {
             if ins.op_kind(i) == OpKind::Memory && ins.memory_base() == Register::RIP {
                 out.push(RipRef {
@@ -42,7 +36,7 @@ pub fn rip_refs(bytes: &[u8], addr: u64) -> Vec<RipRef> {
                 });
             }
         }
-    }
+    });
     out
 }
 
@@ -50,6 +44,16 @@ pub fn rip_refs(bytes: &[u8], addr: u64) -> Vec<RipRef> {
 /// Undecodable bytes end the walk.
 pub fn call_targets(bytes: &[u8], addr: u64) -> Vec<u64> {
     let mut out = Vec::new();
+    each_instruction(bytes, addr, |ins| {
+        if ins.is_call_near() {
+            out.push(ins.near_branch_target());
+        }
+    });
+    out
+}
+
+/// Decodes the code `bytes` loaded at `addr` in order, up to the first undecodable bytes.
+fn each_instruction(bytes: &[u8], addr: u64, mut f: impl FnMut(&Instruction)) {
     let mut d = Decoder::with_ip(64, bytes, addr, DecoderOptions::NONE);
     let mut ins = Instruction::default();
     while d.can_decode() {
@@ -57,11 +61,8 @@ pub fn call_targets(bytes: &[u8], addr: u64) -> Vec<u64> {
         if ins.is_invalid() {
             break;
         }
-        if ins.is_call_near() {
-            out.push(ins.near_branch_target());
-        }
+        f(&ins);
     }
-    out
 }
 
 #[cfg(test)]

@@ -204,6 +204,28 @@ pub enum Variant {
 }
 
 impl Variant {
+    /// Every variant.
+    pub const ALL: [Variant; 6] = [
+        Variant::Default,
+        Variant::Pie,
+        Variant::NoCgo,
+        Variant::NoDwarf,
+        Variant::Stripped,
+        Variant::Release,
+    ];
+
+    /// The variants the environment variable `var` names ([`Variant::name`]s, comma-separated),
+    /// when it names any.
+    pub fn from_env(var: &str) -> Option<Vec<Variant>> {
+        let v = std::env::var(var).ok().filter(|v| !v.trim().is_empty())?;
+        Some(
+            Variant::ALL
+                .into_iter()
+                .filter(|a| v.split(',').any(|n| n.trim() == a.name()))
+                .collect(),
+        )
+    }
+
     /// Directory name.
     pub fn name(self) -> &'static str {
         match self {
@@ -506,4 +528,24 @@ pub fn run_scenarios<'a>(
     for sc in alone {
         run(sc);
     }
+}
+
+/// `(kind, function)` of every warning and critical finding of a JSON report: what a live read, a
+/// core and a capture of the same process must agree on.
+pub fn serious_findings(doc: &serde_json::Value) -> std::collections::BTreeSet<(String, String)> {
+    doc["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["severity"] != "info")
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap_or_default().to_string(),
+                f["location"]["function"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect()
 }

@@ -201,57 +201,39 @@ impl<'p> Program<'p> {
         if let Ok(h) = &mut layout.heap {
             h.bits = h.bits.with_code(|f| pcln.func_by_name(f).is_some());
         }
-        if bin.symbol("runtime.allgs").is_none() {
+        let (symbols, globals, symbols_found) = if bin.symbol("runtime.allgs").is_none() {
             // No symbol table: the runtime's globals from the code that uses them.
             let symbols = crate::globals::from_code(bin, &pcln, &layout, types, mem, bias)
                 .map_err(ProgramError::NotFound)?;
-            let wait_reasons = symbols
-                .wait_reason_strings
-                .map(|(addr, size)| read_strings(mem, addr, size))
-                .unwrap_or_default();
-            return Ok(Program {
-                pcln,
-                layout,
-                sym: symbols,
-                bias,
-                wait_reasons,
-                go_minor,
-                go_version,
-                globals: Vec::new(),
-                lib_layouts: dwarf
-                    .as_ref()
-                    .map(crate::libstate::layouts)
-                    .unwrap_or_default(),
-                layout_source,
-                version_source,
-                symbols_found: SymbolSource::Code,
-            });
-        }
-        let symbols = Symbols {
-            allgs: sym("runtime.allgs")?,
-            allm: sym("runtime.allm")?,
-            allp: sym("runtime.allp")?,
-            sched: sym("runtime.sched")?,
-            gomaxprocs: sym("runtime.gomaxprocs").ok(),
-            wait_reason_strings: bin
-                .symbol("runtime.waitReasonStrings")
-                .map(|s| (s.addr + bias, s.size)),
-            semtable: bin
-                .symbol("runtime.semtable")
-                .map(|s| (s.addr + bias, s.size)),
-            memstats: sym("runtime.memstats").ok(),
-            gc_controller: sym("runtime.gcController").ok(),
-            mheap: sym("runtime.mheap_").ok(),
-            handling_sig: bin
-                .symbol(signal_symbols::HANDLING_SIG)
-                .map(|s| (s.addr + bias, s.size)),
-            fwd_sig: bin
-                .symbol(signal_symbols::FWD_SIG)
-                .map(|s| (s.addr + bias, s.size)),
-            debug: bin.symbol(signal_symbols::DEBUG).map(|s| s.addr + bias),
-            prof: bin.symbol(signal_symbols::PROF).map(|s| s.addr + bias),
-            cpu_profiler_linked: bin.symbol(signal_symbols::CPU_PROFILER_ENTRY).is_some(),
-            firstmoduledata: sym("runtime.firstmoduledata").ok(),
+            (symbols, Vec::new(), SymbolSource::Code)
+        } else {
+            let symbols = Symbols {
+                allgs: sym("runtime.allgs")?,
+                allm: sym("runtime.allm")?,
+                allp: sym("runtime.allp")?,
+                sched: sym("runtime.sched")?,
+                gomaxprocs: sym("runtime.gomaxprocs").ok(),
+                wait_reason_strings: bin
+                    .symbol("runtime.waitReasonStrings")
+                    .map(|s| (s.addr + bias, s.size)),
+                semtable: bin
+                    .symbol("runtime.semtable")
+                    .map(|s| (s.addr + bias, s.size)),
+                memstats: sym("runtime.memstats").ok(),
+                gc_controller: sym("runtime.gcController").ok(),
+                mheap: sym("runtime.mheap_").ok(),
+                handling_sig: bin
+                    .symbol(signal_symbols::HANDLING_SIG)
+                    .map(|s| (s.addr + bias, s.size)),
+                fwd_sig: bin
+                    .symbol(signal_symbols::FWD_SIG)
+                    .map(|s| (s.addr + bias, s.size)),
+                debug: bin.symbol(signal_symbols::DEBUG).map(|s| s.addr + bias),
+                prof: bin.symbol(signal_symbols::PROF).map(|s| s.addr + bias),
+                cpu_profiler_linked: bin.symbol(signal_symbols::CPU_PROFILER_ENTRY).is_some(),
+                firstmoduledata: sym("runtime.firstmoduledata").ok(),
+            };
+            (symbols, bin.data_symbols(), SymbolSource::SymbolTable)
         };
         let wait_reasons = symbols
             .wait_reason_strings
@@ -265,14 +247,14 @@ impl<'p> Program<'p> {
             wait_reasons,
             go_minor,
             go_version,
-            globals: bin.data_symbols(),
+            globals,
             lib_layouts: dwarf
                 .as_ref()
                 .map(crate::libstate::layouts)
                 .unwrap_or_default(),
             layout_source,
             version_source,
-            symbols_found: SymbolSource::SymbolTable,
+            symbols_found,
         })
     }
 }

@@ -8,7 +8,6 @@
 
 use gostall_corpus::{self as corpus, Scenario, Variant};
 use serde_json::Value;
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -30,25 +29,6 @@ fn json(args: &[&str]) -> Result<Value, String> {
         ));
     }
     serde_json::from_slice(&out.stdout).map_err(|e| format!("bad JSON: {e}"))
-}
-
-/// (kind, function) of the warning and critical findings.
-fn kinds(doc: &Value) -> BTreeSet<(String, String)> {
-    doc["findings"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|f| f["severity"] != "info")
-        .map(|f| {
-            (
-                f["kind"].as_str().unwrap_or_default().to_string(),
-                f["location"]["function"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            )
-        })
-        .collect()
 }
 
 fn check(sc: &Scenario, pid: i32, dir: &Path) -> Vec<String> {
@@ -78,7 +58,7 @@ fn check(sc: &Scenario, pid: i32, dir: &Path) -> Vec<String> {
     if doc["core"]["writer"] != "gostall" {
         errs.push(format!("{}: core not recognised as a capture", sc.name));
     }
-    let got = kinds(&doc);
+    let got = corpus::serious_findings(&doc);
     if sc.control {
         if !got.is_empty() {
             errs.push(format!("{}: control has findings: {got:?}", sc.name));
@@ -110,7 +90,7 @@ fn check(sc: &Scenario, pid: i32, dir: &Path) -> Vec<String> {
             }
         }
     }
-    let was = kinds(&live);
+    let was = corpus::serious_findings(&live);
     if got != was {
         errs.push(format!(
             "{}: live findings {was:?}, the capture's {got:?}",

@@ -117,25 +117,6 @@ fn diagnose(args: &[&str]) -> Result<Value, String> {
     serde_json::from_slice(&out.stdout).map_err(|e| format!("bad JSON: {e}"))
 }
 
-/// `(kind, function)` of every warning and critical finding.
-fn serious(doc: &Value) -> BTreeSet<(String, String)> {
-    doc["findings"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|f| f["severity"] != "info")
-        .map(|f| {
-            (
-                f["kind"].as_str().unwrap_or_default().to_string(),
-                f["location"]["function"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            )
-        })
-        .collect()
-}
-
 fn summary(doc: &Value) -> String {
     doc["findings"]
         .as_array()
@@ -192,7 +173,7 @@ fn check(sc: &Scenario, doc: &Value, variant: Variant, source: Source, log: &Log
         errs.push("no core section".to_string());
     }
     if sc.control {
-        if !serious(doc).is_empty() {
+        if !corpus::serious_findings(doc).is_empty() {
             errs.push(format!(
                 "control has warning/critical findings: {}",
                 summary(doc)
@@ -258,7 +239,10 @@ fn differences(
     live: &Value,
     core: &Value,
 ) -> Option<(String, bool)> {
-    let (l, c) = (serious(live), serious(core));
+    let (l, c) = (
+        corpus::serious_findings(live),
+        corpus::serious_findings(core),
+    );
     let only_live: Vec<&(String, String)> = l.difference(&c).collect();
     let only_core: Vec<&(String, String)> = c.difference(&l).collect();
     if only_live.is_empty() && only_core.is_empty() {
@@ -502,21 +486,10 @@ fn crash_core(
 /// The build variants: `GOSTALL_CORE_VARIANTS`, else the default build on every version and the
 /// stripped build on the newest.
 fn variants(version: &str, newest: &str) -> Vec<Variant> {
-    let all = [
-        Variant::Default,
-        Variant::Pie,
-        Variant::NoCgo,
-        Variant::NoDwarf,
-        Variant::Stripped,
-        Variant::Release,
-    ];
-    match std::env::var("GOSTALL_CORE_VARIANTS") {
-        Ok(v) if !v.trim().is_empty() => all
-            .into_iter()
-            .filter(|a| v.split(',').any(|n| n.trim() == a.name()))
-            .collect(),
-        _ if version == newest => vec![Variant::Default, Variant::Stripped],
-        _ => vec![Variant::Default],
+    match Variant::from_env("GOSTALL_CORE_VARIANTS") {
+        Some(v) => v,
+        None if version == newest => vec![Variant::Default, Variant::Stripped],
+        None => vec![Variant::Default],
     }
 }
 

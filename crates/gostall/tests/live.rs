@@ -41,21 +41,7 @@ fn findings(doc: &Value) -> Vec<(String, String, String)> {
 /// The build variants every scenario runs in: `GOSTALL_LIVE_VARIANTS` (names as
 /// `Variant::name`, comma-separated) or all of them.
 fn variants() -> Vec<Variant> {
-    let all = [
-        Variant::Default,
-        Variant::Pie,
-        Variant::NoCgo,
-        Variant::NoDwarf,
-        Variant::Stripped,
-        Variant::Release,
-    ];
-    match std::env::var("GOSTALL_LIVE_VARIANTS") {
-        Ok(v) if !v.trim().is_empty() => all
-            .into_iter()
-            .filter(|a| v.split(',').any(|n| n.trim() == a.name()))
-            .collect(),
-        _ => all.to_vec(),
-    }
+    Variant::from_env("GOSTALL_LIVE_VARIANTS").unwrap_or_else(|| Variant::ALL.to_vec())
 }
 
 /// Checks one live scenario; what the evidence can say depends on the build: without DWARF C
