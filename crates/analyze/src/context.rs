@@ -30,6 +30,9 @@ pub struct StackFacts {
     pub user_funcs: Vec<Sym>,
     /// `read`, `write` or `accept` when the goroutine sits in a network operation.
     pub net_op: Option<&'static str>,
+    /// The goroutine runs a network server's loop or one of its connections (e.g. net/http's
+    /// `Serve`), whatever it is doing at the moment: a request can still arrive.
+    pub net_server: bool,
     /// The cgo trampoline (`main._Cfunc_x`) when in a cgo call.
     pub cgo_fn: Option<Sym>,
     /// The goroutine runs a callback from C into Go (`runtime.cgocallback` at its bottom).
@@ -140,7 +143,7 @@ impl<'a> Context<'a> {
             for &l in &stack_lists[s] {
                 user_lists[l as usize].1.push(i);
             }
-            if f.net_op.is_some() || g.wait_reason == Some(WaitReason::IoWait) {
+            if f.net_op.is_some() || f.net_server || g.wait_reason == Some(WaitReason::IoWait) {
                 cx.has_network = true;
             }
             if g.wait_reason == Some(WaitReason::Signal) {
@@ -172,6 +175,9 @@ impl<'a> Context<'a> {
             let frame = t.frame(fr.id);
             if rt::is_cgo_callback(name) {
                 f.cgo_callback = true;
+            }
+            if rt::is_network_server(name) {
+                f.net_server = true;
             }
             if app_frame.is_none() {
                 if f.blocking.is_none() {

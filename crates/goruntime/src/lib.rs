@@ -398,6 +398,16 @@ pub fn net_io_op(function: &str) -> Option<&'static str> {
     })
 }
 
+/// Functions of the standard library's network servers: a goroutine with one of these on its
+/// stack serves a listener or a connection, so the program can still be woken by a request even
+/// when the dump caught that goroutine runnable between two `Accept`s or reads.
+pub fn is_network_server(function: &str) -> bool {
+    matches!(
+        function,
+        "net/http.(*Server).Serve" | "net/http.(*conn).serve" | "net/rpc.(*Server).Accept"
+    )
+}
+
 /// Does this stack sit in a listener's `Accept`?
 pub fn is_accept(function: &str) -> bool {
     net_io_op(function) == Some("accept")
@@ -437,7 +447,13 @@ pub fn refine_wait_reason<'a>(
         Semacquire | MutexLock | RWMutexLock | RWMutexRLock | CondWait => {
             sync_reason_from_stack(functions).unwrap_or(reason)
         }
-        Select | ChanReceive if functions.clone().any(|f| f == "os/signal.signal_recv") => Signal,
+        // The signal loop shows as `[syscall]` in dumps (signal_recv sleeps in
+        // notetsleepg) and as `[select]`/`[chan receive]` in some versions.
+        Select | ChanReceive | Syscall
+            if functions.clone().any(|f| f == "os/signal.signal_recv") =>
+        {
+            Signal
+        }
         Other => infer_from_stack(functions)
             .and_then(|(_, r)| r)
             .unwrap_or(Other),

@@ -282,3 +282,79 @@ fn blocked_sites(cx: &Context<'_>, members: &[u32]) -> Vec<String> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use gostall_model::FindingKind;
+
+    /// `processBatch` waits forever in a WaitGroup while `main` waits for SIGTERM; the dump caught
+    /// the HTTP server's accept loop runnable, so no goroutine sits in IO wait.
+    const DUMP: &str = "\
+goroutine 35 [running]:
+runtime/pprof.writeGoroutineStacks({0x771900, 0xc00014a000})
+\t/go/src/runtime/pprof/pprof.go:703 +0x6a
+net/http.(*conn).serve(0xc000122000, {0x773760, 0xc0001020f0})
+\t/go/src/net/http/server.go:2014 +0x5f4
+created by net/http.(*Server).Serve in goroutine 6
+\t/go/src/net/http/server.go:3091 +0x5cb
+
+goroutine 1 [chan receive]:
+main.main()
+\t/app/main.go:102 +0xba
+
+goroutine 6 [runnable]:
+net/http.(*Server).Serve(0xc0000d0000, {0x773110, 0xc000062100})
+\t/go/src/net/http/server.go:3091 +0x5cb
+net/http/httptest.(*Server).goServe.func1()
+\t/go/src/net/http/httptest/server.go:310 +0x5b
+created by net/http/httptest.(*Server).goServe in goroutine 1
+\t/go/src/net/http/httptest/server.go:308 +0x65
+
+goroutine 7 [semacquire]:
+sync.runtime_Semacquire(0xc00007d680?)
+\t/go/src/runtime/sema.go:62 +0x25
+sync.(*WaitGroup).Wait(0xc00003ef38?)
+\t/go/src/sync/waitgroup.go:116 +0x48
+main.processBatch({0xc00009c480, 0x18, 0x0?})
+\t/app/main.go:55 +0x1a5
+main.runBatches()
+\t/app/main.go:71 +0x3d
+created by main.main in goroutine 1
+\t/app/main.go:79 +0x4f
+
+goroutine 34 [syscall]:
+os/signal.signal_recv()
+\t/go/src/runtime/sigqueue.go:152 +0x29
+os/signal.loop()
+\t/go/src/os/signal/signal_unix.go:23 +0x13
+created by os/signal.Notify.func1.1 in goroutine 1
+\t/go/src/os/signal/signal.go:151 +0x1f
+";
+
+    fn kinds(dump: &str) -> Vec<FindingKind> {
+        let mut snap = gostall_ingest::new_snapshot();
+        gostall_ingest::ingest_reader("dump", dump.as_bytes(), &mut snap).unwrap();
+        crate::analyze(&snap)
+            .findings
+            .iter()
+            .map(|f| f.kind)
+            .collect()
+    }
+
+    #[test]
+    fn a_signal_loop_or_a_server_can_still_wake_the_program() {
+        let got = kinds(DUMP);
+        assert!(!got.contains(&FindingKind::Deadlock), "{got:?}");
+        assert!(got.contains(&FindingKind::GoroutineLeak), "{got:?}");
+        // Without the signal loop, the server alone keeps it from being a global stall.
+        let no_signals = DUMP.split("goroutine 34").next().unwrap();
+        assert!(!kinds(no_signals).contains(&FindingKind::Deadlock));
+        // With neither, nothing is left to wake main or processBatch.
+        let neither: String = no_signals
+            .split("\n\n")
+            .filter(|g| !g.contains("net/http"))
+            .collect::<Vec<_>>()
+            .join("\n\n");
+        assert!(kinds(&neither).contains(&FindingKind::Deadlock));
+    }
+}
