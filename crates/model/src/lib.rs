@@ -104,8 +104,10 @@ pub struct ThreadFacts {
     /// that owns that mutex (its `__owner` field, or the owner bits of a priority-inheritance
     /// futex), when that is a thread of the process.
     pub futex_owner: Option<i32>,
-    /// The M has sent itself a preemption signal that its handler has not yet acknowledged
-    /// (`m.signalPending`), in both scheduler samples.
+    /// A preemption signal was sent to the M and its handler has not yet acknowledged it
+    /// (`m.signalPending`), in both scheduler samples. Never set for an M bound to a C thread:
+    /// Go's handler leaves a request pending by design when the signal lands while that thread
+    /// is in C.
     pub preempt_signal_stuck: bool,
 }
 

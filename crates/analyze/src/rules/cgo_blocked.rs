@@ -12,7 +12,8 @@
 //! goroutine locked to that thread. When the callback blocks in Go (a channel nobody serves, a
 //! lock), the C thread never returns to its library: warning, critical when the wait can never end.
 //!
-//! Leaves alone: a single short cgo call whose thread is running, callbacks that are running.
+//! Leaves alone: a single short cgo call whose thread is running, callbacks that are running or
+//! sleeping.
 
 use crate::context::{human_duration, plural};
 use crate::{Context, Rule};
@@ -49,7 +50,7 @@ impl Rule for CgoBlocked {
             .select(|g, f| {
                 f.user_frame.is_some()
                     && matches!(g.state, GoState::Waiting)
-                    && g.wait_reason != Some(WaitReason::Cgo)
+                    && g.wait_reason.is_some_and(holds_callback)
             })
             .into_iter()
             .filter(|&i| cx.is_cgo_callback(cx.g(i)))
@@ -59,6 +60,13 @@ impl Rule for CgoBlocked {
         }
         out
     }
+}
+
+/// A wait that keeps a callback from C in Go until another goroutine (or the network) ends it:
+/// channel, lock, WaitGroup and Cond waits and descriptor readiness. A sleep ends by itself, and a
+/// callback that sleeps a moment is ordinary.
+fn holds_callback(r: WaitReason) -> bool {
+    r.is_sync_block() || r == WaitReason::IoWait
 }
 
 /// The C function a cgo call entered, from the thread's native stack: the innermost frame with

@@ -288,7 +288,11 @@ fn second_signal_sample(
         let Some(m) = by_tid.get(&(t.tid as u64)) else {
             continue;
         };
-        t.preempt_signal_stuck = m.signal_pending == Some(true)
+        // An M bound to a C thread is left out: when a preemption signal lands while its thread
+        // is back in C (`m.isExtraInC`), Go's handler returns without acknowledging it
+        // (`sigtrampgo`), so the request stays pending until a later one lands in Go.
+        t.preempt_signal_stuck = !m.isextra
+            && m.signal_pending == Some(true)
             && later
                 .iter()
                 .any(|&(addr, pending, gen)| addr == m.addr && pending && gen == m.preempt_gen);
