@@ -406,6 +406,33 @@ pub struct TypeLayout {
     /// `abi.TFlagGCMaskOnDemand`: `GCData` points to a pointer to the bitmap, built by the
     /// runtime on first use (Go 1.24+).
     pub tflag_mask_on_demand: Option<u8>,
+    /// How to build such a bitmap from the type's structure when the runtime has not yet.
+    pub composite: Option<CompositeLayout>,
+}
+
+/// Members of `internal/abi.ArrayType`, `StructType` and `StructField`, and the kind numbers of
+/// arrays and structs: enough to build a type's pointer bitmap from its elements and fields, as
+/// `runtime.buildGCMask` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompositeLayout {
+    /// `abi.Array`.
+    pub kind_array: u8,
+    /// `abi.Struct`.
+    pub kind_struct: u8,
+    /// Bits of `Kind_` that hold the kind (`abi.KindMask` before Go 1.26; the whole byte after).
+    pub kind_mask: u8,
+    /// Offset of `ArrayType.Elem`.
+    pub array_elem: u64,
+    /// Offset of `ArrayType.Len`.
+    pub array_len: u64,
+    /// Offset of `StructType.Fields` (a slice).
+    pub struct_fields: u64,
+    /// Size of one `StructField`.
+    pub field_size: u64,
+    /// Offset of `StructField.Typ`.
+    pub field_typ: u64,
+    /// Offset of `StructField.Offset`.
+    pub field_offset: u64,
 }
 
 /// Offset and size of a member path (`idle.count`) of a named type in the binary's DWARF, and
@@ -732,6 +759,19 @@ fn heap_bits(t: &Types<'_>) -> HeapBits {
             gcdata: t.try_off(TY, "GCData")?,
             kind_gc_prog: konst("internal/abi.KindGCProg"),
             tflag_mask_on_demand: konst("internal/abi.TFlagGCMaskOnDemand"),
+            composite: konst("internal/abi.TFlagGCMaskOnDemand").and_then(|_| {
+                Some(CompositeLayout {
+                    kind_array: konst("internal/abi.Array")?,
+                    kind_struct: konst("internal/abi.Struct")?,
+                    kind_mask: konst("internal/abi.KindMask").unwrap_or(u8::MAX),
+                    array_elem: t.try_off("internal/abi.ArrayType", "Elem")?,
+                    array_len: t.try_off("internal/abi.ArrayType", "Len")?,
+                    struct_fields: t.try_off("internal/abi.StructType", "Fields")?,
+                    field_size: t.size("internal/abi.StructField").ok()?,
+                    field_typ: t.try_off("internal/abi.StructField", "Typ")?,
+                    field_offset: t.try_off("internal/abi.StructField", "Offset")?,
+                })
+            }),
         })
     };
     match (t.try_off("runtime.mspan", "largeType"), ty()) {

@@ -1867,7 +1867,11 @@ impl PtrMaps {
                 (0..n).for_each(push);
             }
             Source::Bits { key, first } => {
-                self.precise += 1;
+                if matches!(self.bitmap(key), Some(Some(_))) {
+                    self.precise += 1;
+                } else {
+                    self.conservative += 1;
+                }
                 match self.bitmap(key) {
                     Some(Some(b)) => {
                         // Bit `first + i` for word `i`; words past the bitmap's end count as
@@ -1895,7 +1899,6 @@ impl PtrMaps {
                 }
             }
             Source::Typed { ty, data } => {
-                self.precise += 1;
                 // Words before `data` (a malloc header) are never pointers.
                 let skip = if data > a {
                     (data - a).div_ceil(8).min(n as u64) as usize
@@ -1904,6 +1907,7 @@ impl PtrMaps {
                 };
                 match self.types.get(&ty) {
                     Some(Some(t)) => {
+                        self.precise += 1;
                         let size = t.size.max(8);
                         let first = a + 8 * skip as u64;
                         let is_ptr = |w: u64| {
@@ -1937,7 +1941,11 @@ impl PtrMaps {
                             }
                         }
                     }
-                    _ => (skip..n).for_each(push),
+                    // The type could not be read: every word may be a pointer.
+                    _ => {
+                        self.conservative += 1;
+                        (skip..n).for_each(push);
+                    }
                 }
             }
         }
@@ -1968,11 +1976,6 @@ fn read_type<M: Memory + ?Sized>(mem: &M, tl: &TypeLayout, ty: u64) -> Option<Ty
     if size == 0 || ptr_bytes > size || ptr_words > MAX_TYPE_MASK * 8 {
         return None;
     }
-    let mut gcdata = u64_at(&hdr, tl.gcdata);
-    if tl.tflag_mask_on_demand.is_some_and(|f| tflag & f != 0) {
-        // GCData points to the slot of a bitmap the runtime builds on first use.
-        gcdata = mem.read_u64(gcdata).ok().filter(|&p| p != 0)?;
-    }
     if ptr_words == 0 {
         return Some(TypeInfo {
             size,
@@ -1980,13 +1983,163 @@ fn read_type<M: Memory + ?Sized>(mem: &M, tl: &TypeLayout, ty: u64) -> Option<Ty
             mask: Vec::new(),
         });
     }
-    let mut mask = vec![0u8; ptr_words.div_ceil(8) as usize];
-    mem.read(gcdata, &mut mask).ok()?;
+    let mask = if tl.tflag_mask_on_demand.is_some_and(|f| tflag & f != 0) {
+        // The runtime builds this bitmap on first use and records it in the slot GCData points
+        // to; until then the slot is nil, and while a thread builds it, the address of a
+        // sentinel byte. Build it from the type's structure the same way instead.
+        let mut b = MaskBuilder {
+            mem,
+            tl,
+            cl: tl.composite?,
+            words: ptr_words,
+            mask: vec![0u8; ptr_words.div_ceil(8) as usize],
+            budget: MASK_BUILD_STEPS,
+            headers: FxHashMap::default(),
+            masks: FxHashMap::default(),
+        };
+        b.put(ty, 0, 0)?;
+        b.mask
+    } else {
+        let mut mask = vec![0u8; ptr_words.div_ceil(8) as usize];
+        mem.read(u64_at(&hdr, tl.gcdata), &mut mask).ok()?;
+        mask
+    };
     Some(TypeInfo {
         size,
         ptr_words,
         mask,
     })
+}
+
+/// Types, elements and fields visited to build one type's bitmap before giving up (the object
+/// is then scanned conservatively): hostile memory must not make the build loop without bound.
+const MASK_BUILD_STEPS: u64 = 1 << 20;
+
+/// The header words of one `abi.Type` the bitmap build needs.
+#[derive(Debug, Clone, Copy)]
+struct TypeHeader {
+    size: u64,
+    ptr_bytes: u64,
+    kind: u8,
+    tflag: u8,
+    gcdata: u64,
+}
+
+/// Builds the pointer bitmap of a type whose bitmap the runtime makes on demand
+/// (`abi.TFlagGCMaskOnDemand`, Go 1.24+), as `runtime.buildGCMask` does: an array repeats its
+/// element's bitmap, a struct places each field's at the field's offset, and any type with a
+/// bitmap of its own contributes that.
+struct MaskBuilder<'a, M: Memory + ?Sized> {
+    mem: &'a M,
+    tl: &'a TypeLayout,
+    cl: gostall_goruntime::layout::CompositeLayout,
+    /// Pointer words of the type being built: the bitmap's length in bits.
+    words: u64,
+    mask: Vec<u8>,
+    budget: u64,
+    headers: FxHashMap<u64, TypeHeader>,
+    /// Bitmaps of the element and field types that have their own.
+    masks: FxHashMap<u64, Vec<u8>>,
+}
+
+impl<M: Memory + ?Sized> MaskBuilder<'_, M> {
+    fn header(&mut self, ty: u64) -> Option<TypeHeader> {
+        if let Some(h) = self.headers.get(&ty) {
+            return Some(*h);
+        }
+        let tl = self.tl;
+        let mut b = [0u8; 64];
+        let need = (tl.gcdata + 8).max(tl.kind + 1).max(tl.tflag + 1) as usize;
+        self.mem.read(ty, &mut b[..need.min(64)]).ok()?;
+        let h = TypeHeader {
+            size: u64_at(&b, tl.size),
+            ptr_bytes: u64_at(&b, tl.ptr_bytes),
+            kind: b[tl.kind as usize],
+            tflag: b[tl.tflag as usize],
+            gcdata: u64_at(&b, tl.gcdata),
+        };
+        if h.ptr_bytes > h.size {
+            return None;
+        }
+        self.headers.insert(ty, h);
+        Some(h)
+    }
+
+    /// Sets the bits of type `ty` placed at word `at` of the type being built.
+    fn put(&mut self, ty: u64, at: u64, depth: u32) -> Option<()> {
+        self.budget = self.budget.checked_sub(1)?;
+        if depth > 64 {
+            return None;
+        }
+        let h = self.header(ty)?;
+        let n = h.ptr_bytes / 8;
+        if n == 0 {
+            return Some(());
+        }
+        if at.checked_add(n)? > self.words {
+            return None;
+        }
+        let on_demand = self
+            .tl
+            .tflag_mask_on_demand
+            .is_some_and(|f| h.tflag & f != 0);
+        if !on_demand {
+            let bits = match self.masks.get(&ty) {
+                Some(b) => b,
+                None => {
+                    let mut b = vec![0u8; n.div_ceil(8) as usize];
+                    self.mem.read(h.gcdata, &mut b).ok()?;
+                    self.masks.entry(ty).or_insert(b)
+                }
+            };
+            for w in (0..n).filter(|w| bits[(w / 8) as usize] >> (w % 8) & 1 != 0) {
+                let i = at + w;
+                self.mask[(i / 8) as usize] |= 1 << (i % 8);
+            }
+            return Some(());
+        }
+        let cl = self.cl;
+        let kind = h.kind & cl.kind_mask;
+        if kind == cl.kind_array {
+            let elem = self.mem.read_u64(ty + cl.array_elem).ok()?;
+            let len = self.mem.read_u64(ty + cl.array_len).ok()?;
+            let e = self.header(elem)?;
+            if e.ptr_bytes == 0 {
+                return Some(());
+            }
+            if !e.size.is_multiple_of(8) {
+                return None;
+            }
+            let step = e.size / 8;
+            for i in 0..len {
+                let off = at.checked_add(i.checked_mul(step)?)?;
+                if off >= at + n {
+                    break;
+                }
+                self.put(elem, off, depth + 1)?;
+            }
+            Some(())
+        } else if kind == cl.kind_struct {
+            let fields = self.mem.read_u64(ty + cl.struct_fields).ok()?;
+            let count = self.mem.read_u64(ty + cl.struct_fields + 8).ok()?;
+            if count > 1 << 16 || cl.field_size == 0 {
+                return None;
+            }
+            let mut buf = vec![0u8; (count * cl.field_size) as usize];
+            self.mem.read(fields, &mut buf).ok()?;
+            for f in buf.chunks_exact(cl.field_size as usize) {
+                let fty = u64_at(f, cl.field_typ);
+                let off = u64_at(f, cl.field_offset);
+                if !off.is_multiple_of(8) && self.header(fty)?.ptr_bytes != 0 {
+                    return None;
+                }
+                self.put(fty, at.checked_add(off / 8)?, depth + 1)?;
+            }
+            Some(())
+        } else {
+            None
+        }
+    }
 }
 
 #[cfg(test)]
@@ -2117,5 +2270,106 @@ mod tests {
         );
         assert_eq!(m.is_marked(0x1000), None);
         assert_eq!(m.marked, 4);
+    }
+
+    /// `internal/abi` as Go 1.27 lays it out on linux/amd64.
+    fn abi_layout() -> TypeLayout {
+        TypeLayout {
+            size: 0,
+            ptr_bytes: 8,
+            tflag: 20,
+            kind: 23,
+            gcdata: 32,
+            kind_gc_prog: None,
+            tflag_mask_on_demand: Some(16),
+            composite: Some(gostall_goruntime::layout::CompositeLayout {
+                kind_array: 17,
+                kind_struct: 25,
+                kind_mask: u8::MAX,
+                array_elem: 48,
+                array_len: 64,
+                struct_fields: 56,
+                field_size: 24,
+                field_typ: 8,
+                field_offset: 16,
+            }),
+        }
+    }
+
+    /// Writes an `abi.Type` header at `at`.
+    fn put_type(
+        img: &mut Image,
+        at: u64,
+        size: u64,
+        ptr_bytes: u64,
+        kind: u8,
+        tflag: u8,
+        gcdata: u64,
+    ) {
+        let o = (at - img.base) as usize;
+        img.bytes[o..o + 8].copy_from_slice(&size.to_le_bytes());
+        img.bytes[o + 8..o + 16].copy_from_slice(&ptr_bytes.to_le_bytes());
+        img.bytes[o + 20] = tflag;
+        img.bytes[o + 23] = kind;
+        img.bytes[o + 32..o + 40].copy_from_slice(&gcdata.to_le_bytes());
+    }
+
+    fn put_u64(img: &mut Image, at: u64, v: u64) {
+        let o = (at - img.base) as usize;
+        img.bytes[o..o + 8].copy_from_slice(&v.to_le_bytes());
+    }
+
+    /// `struct { x int; arr [3]struct{ a int; b *T }; p *T; y uint32 }`, whose bitmap and its
+    /// array field's the runtime builds on demand.
+    fn on_demand_image(slot: u64) -> Image {
+        let mut img = Image {
+            base: 0x10000,
+            bytes: vec![0; 0x1000],
+        };
+        put_type(&mut img, 0x10000, 8, 8, 22, 0, 0x10f00); // *T
+        img.bytes[0xf00] = 0b1;
+        put_type(&mut img, 0x10100, 8, 0, 2, 0, 0); // int
+        put_type(&mut img, 0x10180, 4, 0, 10, 0, 0); // uint32
+        put_type(&mut img, 0x10200, 16, 16, 25, 0, 0x10f08); // the pair, with its own bitmap
+        img.bytes[0xf08] = 0b10;
+        put_type(&mut img, 0x10300, 48, 48, 17, 16, 0x10f10); // [3]pair, on demand
+        put_u64(&mut img, 0x10300 + 48, 0x10200);
+        put_u64(&mut img, 0x10300 + 64, 3);
+        put_type(&mut img, 0x10400, 72, 64, 25, 16, 0x10f18); // the struct, on demand
+        put_u64(&mut img, 0x10400 + 56, 0x10600);
+        put_u64(&mut img, 0x10400 + 64, 4);
+        for (i, (ty, off)) in [(0x10100, 0), (0x10300, 8), (0x10000, 56), (0x10180, 64)]
+            .into_iter()
+            .enumerate()
+        {
+            put_u64(&mut img, 0x10600 + 24 * i as u64 + 8, ty);
+            put_u64(&mut img, 0x10600 + 24 * i as u64 + 16, off);
+        }
+        // The runtime's slots: nil (not built yet), or the address of its sentinel byte.
+        put_u64(&mut img, 0x10f10, slot);
+        put_u64(&mut img, 0x10f18, slot);
+        img
+    }
+
+    #[test]
+    fn a_bitmap_made_on_demand_is_built_from_the_types_structure() {
+        let tl = abi_layout();
+        for slot in [0, 0x10ff0] {
+            let mut img = on_demand_image(slot);
+            img.bytes[0xff0] = 0xff; // what a sentinel byte may hold: not a bitmap
+            let t = read_type(&img, &tl, 0x10400).expect("built");
+            assert_eq!((t.size, t.ptr_words), (72, 8));
+            // arr's pointers at words 1+1, 1+3, 1+5; p at word 7.
+            assert_eq!(t.mask, vec![0b1101_0100]);
+        }
+        // A type that contains itself is refused, not followed forever.
+        let mut img = on_demand_image(0);
+        put_u64(&mut img, 0x10300 + 48, 0x10300);
+        put_u64(&mut img, 0x10300 + 64, 1);
+        assert!(read_type(&img, &tl, 0x10300).is_none());
+        // A field past the type's pointer words is refused.
+        let mut img = on_demand_image(0);
+        put_u64(&mut img, 0x10600 + 24 * 2 + 16, 64);
+        assert!(read_type(&img, &tl, 0x10400).is_none());
     }
 }
