@@ -1996,6 +1996,7 @@ fn read_type<M: Memory + ?Sized>(mem: &M, tl: &TypeLayout, ty: u64) -> Option<Ty
             budget: MASK_BUILD_STEPS,
             headers: FxHashMap::default(),
             masks: FxHashMap::default(),
+            mask_bytes: MASK_BUILD_BYTES,
         };
         b.put(ty, 0, 0)?;
         b.mask
@@ -2014,6 +2015,9 @@ fn read_type<M: Memory + ?Sized>(mem: &M, tl: &TypeLayout, ty: u64) -> Option<Ty
 /// Types, elements and fields visited to build one type's bitmap before giving up (the object
 /// is then scanned conservatively): hostile memory must not make the build loop without bound.
 const MASK_BUILD_STEPS: u64 = 1 << 20;
+
+/// Bytes of element and field bitmaps read to build one type's bitmap before giving up.
+const MASK_BUILD_BYTES: u64 = 16 << 20;
 
 /// The header words of one `abi.Type` the bitmap build needs.
 #[derive(Debug, Clone, Copy)]
@@ -2040,6 +2044,9 @@ struct MaskBuilder<'a, M: Memory + ?Sized> {
     headers: FxHashMap<u64, TypeHeader>,
     /// Bitmaps of the element and field types that have their own.
     masks: FxHashMap<u64, Vec<u8>>,
+    /// Bytes of such bitmaps still allowed to be read (hostile types must not make it allocate
+    /// without bound).
+    mask_bytes: u64,
 }
 
 impl<M: Memory + ?Sized> MaskBuilder<'_, M> {
@@ -2087,6 +2094,7 @@ impl<M: Memory + ?Sized> MaskBuilder<'_, M> {
             let bits = match self.masks.get(&ty) {
                 Some(b) => b,
                 None => {
+                    self.mask_bytes = self.mask_bytes.checked_sub(n.div_ceil(8))?;
                     let mut b = vec![0u8; n.div_ceil(8) as usize];
                     self.mem.read(h.gcdata, &mut b).ok()?;
                     self.masks.entry(ty).or_insert(b)
