@@ -335,6 +335,11 @@ pub struct LiveMeta {
     pub reread: u64,
     /// Goroutines that could not be read consistently and are marked so.
     pub inconsistent: u64,
+    /// Microseconds between the two reads of every goroutine's wait; a goroutine in the same
+    /// wait at both has waited at least this long (`WaitSince::Observed`), and one whose wait is
+    /// neither that nor stamped by the runtime was caught in a wait that did not last. `None`:
+    /// no second read.
+    pub second_look_us: Option<u64>,
     /// Notes about what could not be read.
     pub notes: Vec<String>,
 }

@@ -13,7 +13,7 @@
 //! lock), the C thread never returns to its library: warning, critical when the wait can never end.
 //!
 //! Leaves alone: a single short cgo call whose thread is running, callbacks that are running or
-//! sleeping.
+//! sleeping, and (live) callbacks whose wait a second read no longer found.
 
 use crate::context::{human_duration, plural};
 use crate::{Context, Rule};
@@ -51,6 +51,7 @@ impl Rule for CgoBlocked {
                 f.user_frame.is_some()
                     && matches!(g.state, GoState::Waiting)
                     && g.wait_reason.is_some_and(holds_callback)
+                    && !momentary(cx, g)
             })
             .into_iter()
             .filter(|&i| cx.is_cgo_callback(cx.g(i)))
@@ -67,6 +68,17 @@ impl Rule for CgoBlocked {
 /// callback that sleeps a moment is ordinary.
 fn holds_callback(r: WaitReason) -> bool {
     r.is_sync_block() || r == WaitReason::IoWait
+}
+
+/// Live: a wait the second read no longer found (not stamped by the runtime either) and the proof
+/// did not find leaked — a callback caught in a handoff that completed, not a stuck one.
+fn momentary(cx: &Context<'_>, g: &Goroutine) -> bool {
+    cx.snap
+        .live
+        .as_ref()
+        .is_some_and(|l| l.second_look_us.is_some())
+        && g.wait_since == gostall_model::WaitSince::Unknown
+        && !cx.proven_leaked.contains(&g.id)
 }
 
 /// The C function a cgo call entered, from the thread's native stack: the innermost frame with
@@ -520,4 +532,71 @@ fn callbacks_from_c<'t>(
         "Never block in a callback from C: hand the work to a goroutine through a buffered channel or a select with a default/timeout, and make sure whoever receives outlives the C library (stop the library before its consumer returns).",
     )
     .with_threads(ms.iter().filter_map(|&i| cx.g(i).thread))
+}
+
+#[cfg(test)]
+mod tests {
+    use gostall_model::{FindingKind, LiveMeta, WaitSince};
+
+    /// A callback from a C thread, parked sending on a channel.
+    const DUMP: &str = "\
+goroutine 1 [chan receive]:
+main.main()
+\t/app/main.go:40 +0x1d
+
+goroutine 35 [chan send, locked to thread]:
+runtime.gopark(0x0?, 0x0?, 0x0?, 0x0?, 0x0?)
+\t/go/src/runtime/proc.go:398 +0xce
+runtime.chansend(0xc000020060, 0xc00004df28, 0x1, 0x1?)
+\t/go/src/runtime/chan.go:259 +0x3a5
+runtime.chansend1(0x0?, 0x0?)
+\t/go/src/runtime/chan.go:145 +0x17
+main.goDeliver(...)
+\t/app/main.go:27 +0x5a
+_cgoexp_1d2f0e1bd1f0_goDeliver(0x0?)
+\t_cgo_gotypes.go:62 +0x25
+runtime.cgocallbackg1(0x4a1e60, 0x7f0000000000?, 0x0)
+\t/go/src/runtime/cgocall.go:315 +0x2b1
+runtime.cgocallbackg(0x0?, 0x0?, 0x0?)
+\t/go/src/runtime/cgocall.go:234 +0x109
+runtime.cgocallback(0x0, 0x0, 0x0)
+\t/go/src/runtime/asm_amd64.s:1035 +0xcb
+runtime.goexit()
+\t/go/src/runtime/asm_amd64.s:1650 +0x1
+";
+
+    fn callback_findings(live: Option<LiveMeta>, since: WaitSince) -> usize {
+        let mut snap = gostall_ingest::new_snapshot();
+        gostall_ingest::ingest_reader("dump", DUMP.as_bytes(), &mut snap).unwrap();
+        snap.live = live;
+        for g in &mut snap.goroutines {
+            g.wait_since = since;
+        }
+        crate::analyze(&snap)
+            .findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::CgoBlocked)
+            .count()
+    }
+
+    #[test]
+    fn a_callback_caught_in_a_wait_that_did_not_last_is_left_alone() {
+        let second_look = || {
+            Some(LiveMeta {
+                second_look_us: Some(100_000),
+                ..LiveMeta::default()
+            })
+        };
+        // A dump cannot tell: the wait is reported.
+        assert_eq!(callback_findings(None, WaitSince::Unknown), 1);
+        // Live, still in the same wait at the second read: reported.
+        assert_eq!(callback_findings(second_look(), WaitSince::Observed), 1);
+        // Live, gone from that wait by the second read: a handoff that completed.
+        assert_eq!(callback_findings(second_look(), WaitSince::Unknown), 0);
+        // Live without a second read: reported.
+        assert_eq!(
+            callback_findings(Some(LiveMeta::default()), WaitSince::Unknown),
+            1
+        );
+    }
 }

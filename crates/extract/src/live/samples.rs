@@ -35,7 +35,7 @@ pub(super) fn second_look(
         return signals;
     }
     std::thread::sleep(opts.sample_interval);
-    observe_waits(prog, proc, &r.xopts, extra, snap, goroutines_read);
+    meta.second_look_us = observe_waits(prog, proc, &r.xopts, extra, snap, goroutines_read);
     if let Ok(later) = prog.sample_schedticks(proc) {
         for p in &mut snap.procs {
             p.schedtick_later = later.iter().find(|(id, _)| *id == p.id).map(|(_, t)| *t);
@@ -100,7 +100,8 @@ fn auto_pause(r: &Read<'_, '_>, snap: &mut Snapshot, extra: &Extra, meta: &mut L
 
 /// A lower bound for every wait the runtime has not stamped: goroutines read again one sample
 /// later, still in the same wait (same status, reason, sudog and saved stack pointer and pc),
-/// have been blocked at least the time between the two reads.
+/// have been blocked at least the time between the two reads, in microseconds (returned; `None`
+/// when the second read failed).
 fn observe_waits(
     prog: &Program<'_>,
     proc: &LiveProcess,
@@ -108,11 +109,9 @@ fn observe_waits(
     extra: &Extra,
     snap: &mut Snapshot,
     first_read_end: Instant,
-) {
+) -> Option<u64> {
     let t2 = Instant::now();
-    let Ok(headers) = prog.read_headers(proc, xopts) else {
-        return;
-    };
+    let headers = prog.read_headers(proc, xopts).ok()?;
     let apart = t2.saturating_duration_since(first_read_end).as_nanos() as u64;
     let now: FxHashMap<u64, &crate::GRaw> = headers.raws.iter().map(|r| (r.addr, r)).collect();
     for (k, raw) in extra.graws.iter().enumerate() {
@@ -135,6 +134,7 @@ fn observe_waits(
             g.wait_since = gostall_model::WaitSince::Observed;
         }
     }
+    Some(apart / 1000)
 }
 
 /// Takes the memory samples: every one but the last reads only the totals; the last, right before
