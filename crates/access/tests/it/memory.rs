@@ -66,10 +66,12 @@ fn process_exited_mid_read() {
         let mut t = Target::spawn(1);
         let p = LiveProcess::attach_with(t.pid, method).unwrap();
         p.read_u64(t.counter).unwrap();
-        // Killed but not yet reaped: a zombie, without memory.
+        // Killed but not yet reaped: a zombie, without memory. The leader turns Z as soon as
+        // its own thread has exited; the memory goes only when the other threads have too.
         t.child.kill().unwrap();
         crate::util::wait_until(Duration::from_secs(5), || {
             gostall_access::procfs::stat(t.pid).is_ok_and(|s| s.state == 'Z')
+                && gostall_access::procfs::threads(t.pid).is_ok_and(|ts| ts.len() == 1)
         });
         let e = p.read_u64(t.counter).unwrap_err();
         assert_eq!(
