@@ -1867,12 +1867,7 @@ impl PtrMaps {
                 (0..n).for_each(push);
             }
             Source::Bits { key, first } => {
-                if matches!(self.bitmap(key), Some(Some(_))) {
-                    self.precise += 1;
-                } else {
-                    self.conservative += 1;
-                }
-                match self.bitmap(key) {
+                let read = match self.bitmap(key) {
                     Some(Some(b)) => {
                         // Bit `first + i` for word `i`; words past the bitmap's end count as
                         // pointers. Zero bytes are skipped whole.
@@ -1893,9 +1888,18 @@ impl PtrMaps {
                             }
                             i += 1;
                         }
+                        true
                     }
                     // Unreadable: every word may be a pointer.
-                    _ => (0..n).for_each(push),
+                    _ => {
+                        (0..n).for_each(push);
+                        false
+                    }
+                };
+                if read {
+                    self.precise += 1;
+                } else {
+                    self.conservative += 1;
                 }
             }
             Source::Typed { ty, data } => {
@@ -1962,14 +1966,9 @@ impl Marker<'_> {
 /// A type's size and pointer bitmap, read from its `abi.Type`. `None` when it cannot be read
 /// or its bitmap is a GC program (scanned conservatively then).
 fn read_type<M: Memory + ?Sized>(mem: &M, tl: &TypeLayout, ty: u64) -> Option<TypeInfo> {
-    let mut hdr = [0u8; 64];
-    let need = (tl.gcdata + 8).max(tl.kind + 1).max(tl.tflag + 1) as usize;
-    mem.read(ty, &mut hdr[..need.min(64)]).ok()?;
-    let size = u64_at(&hdr, tl.size);
-    let ptr_bytes = u64_at(&hdr, tl.ptr_bytes);
-    let kind = hdr[tl.kind as usize];
-    let tflag = hdr[tl.tflag as usize];
-    if tl.kind_gc_prog.is_some_and(|g| kind & g != 0) {
+    let h = TypeHeader::read(mem, tl, ty)?;
+    let (size, ptr_bytes) = (h.size, h.ptr_bytes);
+    if tl.kind_gc_prog.is_some_and(|g| h.kind & g != 0) {
         return None;
     }
     let ptr_words = ptr_bytes / 8;
@@ -1983,7 +1982,7 @@ fn read_type<M: Memory + ?Sized>(mem: &M, tl: &TypeLayout, ty: u64) -> Option<Ty
             mask: Vec::new(),
         });
     }
-    let mask = if tl.tflag_mask_on_demand.is_some_and(|f| tflag & f != 0) {
+    let mask = if h.on_demand(tl) {
         // The runtime builds this bitmap on first use and records it in the slot GCData points
         // to; until then the slot is nil, and while a thread builds it, the address of a
         // sentinel byte. Build it from the type's structure the same way instead.
@@ -2002,7 +2001,7 @@ fn read_type<M: Memory + ?Sized>(mem: &M, tl: &TypeLayout, ty: u64) -> Option<Ty
         b.mask
     } else {
         let mut mask = vec![0u8; ptr_words.div_ceil(8) as usize];
-        mem.read(u64_at(&hdr, tl.gcdata), &mut mask).ok()?;
+        mem.read(h.gcdata, &mut mask).ok()?;
         mask
     };
     Some(TypeInfo {
@@ -2019,7 +2018,7 @@ const MASK_BUILD_STEPS: u64 = 1 << 20;
 /// Bytes of element and field bitmaps read to build one type's bitmap before giving up.
 const MASK_BUILD_BYTES: u64 = 16 << 20;
 
-/// The header words of one `abi.Type` the bitmap build needs.
+/// The words of one `abi.Type` that say where its pointers are.
 #[derive(Debug, Clone, Copy)]
 struct TypeHeader {
     size: u64,
@@ -2027,6 +2026,26 @@ struct TypeHeader {
     kind: u8,
     tflag: u8,
     gcdata: u64,
+}
+
+impl TypeHeader {
+    fn read<M: Memory + ?Sized>(mem: &M, tl: &TypeLayout, ty: u64) -> Option<TypeHeader> {
+        let mut b = [0u8; 64];
+        let need = (tl.gcdata + 8).max(tl.kind + 1).max(tl.tflag + 1) as usize;
+        mem.read(ty, &mut b[..need.min(64)]).ok()?;
+        Some(TypeHeader {
+            size: u64_at(&b, tl.size),
+            ptr_bytes: u64_at(&b, tl.ptr_bytes),
+            kind: b[tl.kind as usize],
+            tflag: b[tl.tflag as usize],
+            gcdata: u64_at(&b, tl.gcdata),
+        })
+    }
+
+    /// The runtime makes this type's bitmap on first use (`abi.TFlagGCMaskOnDemand`).
+    fn on_demand(&self, tl: &TypeLayout) -> bool {
+        tl.tflag_mask_on_demand.is_some_and(|f| self.tflag & f != 0)
+    }
 }
 
 /// Builds the pointer bitmap of a type whose bitmap the runtime makes on demand
@@ -2054,17 +2073,7 @@ impl<M: Memory + ?Sized> MaskBuilder<'_, M> {
         if let Some(h) = self.headers.get(&ty) {
             return Some(*h);
         }
-        let tl = self.tl;
-        let mut b = [0u8; 64];
-        let need = (tl.gcdata + 8).max(tl.kind + 1).max(tl.tflag + 1) as usize;
-        self.mem.read(ty, &mut b[..need.min(64)]).ok()?;
-        let h = TypeHeader {
-            size: u64_at(&b, tl.size),
-            ptr_bytes: u64_at(&b, tl.ptr_bytes),
-            kind: b[tl.kind as usize],
-            tflag: b[tl.tflag as usize],
-            gcdata: u64_at(&b, tl.gcdata),
-        };
+        let h = TypeHeader::read(self.mem, self.tl, ty)?;
         if h.ptr_bytes > h.size {
             return None;
         }
@@ -2086,11 +2095,7 @@ impl<M: Memory + ?Sized> MaskBuilder<'_, M> {
         if at.checked_add(n)? > self.words {
             return None;
         }
-        let on_demand = self
-            .tl
-            .tflag_mask_on_demand
-            .is_some_and(|f| h.tflag & f != 0);
-        if !on_demand {
+        if !h.on_demand(self.tl) {
             let bits = match self.masks.get(&ty) {
                 Some(b) => b,
                 None => {
